@@ -1,0 +1,85 @@
+"""mmoe: multi-task learning for recommendation and ranking.
+
+Shared-Bottom, OMoE and MMoE (Ma et al., KDD 2018) trained from a config on tabular data.
+
+Example:
+    >>> import mmoe
+    >>> run = mmoe.train("configs/synthetic-mmoe.yaml")          # doctest: +SKIP
+    >>> model = mmoe.load(run.run_dir)                            # doctest: +SKIP
+    >>> model.predict(df)                                         # doctest: +SKIP
+
+Importing ``mmoe`` is light: torch and the rest load on first use of a name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "train": "mmoe.training.run",
+    "Run": "mmoe.training.run",
+    "load": "mmoe.artifacts",
+    "TrainedModel": "mmoe.artifacts",
+    "RunConfig": "mmoe.config",
+    "load_config": "mmoe.config",
+    "FeaturesConfig": "mmoe.features",
+    "TaskSpec": "mmoe.features",
+    "Preprocessor": "mmoe.features",
+    "Batch": "mmoe.data.batch",
+    "InputSpec": "mmoe.layers",
+    "SharedBottom": "mmoe.models",
+    "OMoE": "mmoe.models",
+    "MMoE": "mmoe.models",
+    "build_model": "mmoe.models",
+    "MmoeError": "mmoe.errors",
+    "ConfigError": "mmoe.errors",
+    "DataError": "mmoe.errors",
+    "ArtifactError": "mmoe.errors",
+}
+
+__all__ = [
+    "ArtifactError",
+    "Batch",
+    "ConfigError",
+    "DataError",
+    "FeaturesConfig",
+    "InputSpec",
+    "MMoE",
+    "MmoeError",
+    "OMoE",
+    "Preprocessor",
+    "Run",
+    "RunConfig",
+    "SharedBottom",
+    "TaskSpec",
+    "TrainedModel",
+    "build_model",
+    "load",
+    "load_config",
+    "train",
+]
+
+if TYPE_CHECKING:
+    from mmoe.artifacts import TrainedModel, load
+    from mmoe.config import RunConfig, load_config
+    from mmoe.data.batch import Batch
+    from mmoe.errors import ArtifactError, ConfigError, DataError, MmoeError
+    from mmoe.features import FeaturesConfig, Preprocessor, TaskSpec
+    from mmoe.layers import InputSpec
+    from mmoe.models import MMoE, OMoE, SharedBottom, build_model
+    from mmoe.training.run import Run, train
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mmoe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

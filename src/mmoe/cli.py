@@ -1,0 +1,168 @@
+"""The ``mmoe`` command: train, evaluate and predict from the shell.
+
+Errors caused by input (a config typo, a missing column, a corrupt run directory) print one line
+``error: …`` on stderr and exit with status 1; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mmoe.errors import DataError, MmoeError
+
+app = typer.Typer(
+    help="Multi-task learning for recommendation and ranking (Shared-Bottom, OMoE, MMoE).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+SPLITS = ("train", "valid", "test")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML run config (see configs/).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a config key, e.g. model.num_experts=4."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run directory to create (default: runs/NAME-TIME)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Train a model from CONFIG and save it as a run directory; print per-task metrics."""
+    from mmoe.training.run import default_run_dir, resolve_config
+    from mmoe.training.run import train as run_training
+
+    cfg = resolve_config(config, set_ or [])
+    out = out or default_run_dir(cfg)
+    run = run_training(cfg, out, progress=not quiet, overwrite=overwrite)
+    splits = {k: run.metrics[k] for k in ("valid", "test") if k in run.metrics}
+    if as_json:
+        typer.echo(json.dumps({"run_dir": str(out), **run.metrics}, indent=1))
+        return
+    typer.echo(format_metrics(splits))
+    seconds = run.metrics["seconds"]
+    typer.echo(
+        f"saved {out}  ({run.metrics['steps']} steps; {seconds['total']:.1f}s total, "
+        f"{seconds['train']:.1f}s training)"
+    )
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    data: Annotated[
+        str,
+        typer.Argument(help="Labelled CSV/Parquet file, or train|valid|test for the run's data."),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Print per-task metrics of a trained model on labelled DATA."""
+    from mmoe.artifacts import load
+
+    trained = load(run_dir)
+    if data in SPLITS and not Path(data).exists():
+        from mmoe.data.sources import load_splits
+
+        table = load_splits(trained.config.data).get(data)
+    else:
+        table = _existing(data)
+    metrics = trained.evaluate(table)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=1))
+    else:
+        typer.echo(format_metrics({Path(data).name: metrics}))
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    input_: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write predictions (.csv/.parquet).")
+    ],
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", "-k", help="Copy this input column to the output (repeatable)."),
+    ] = None,
+) -> None:
+    """Write one column per task: the probability (binary) or the value (regression)."""
+    import pyarrow as pa
+
+    from mmoe.artifacts import load
+    from mmoe.data.sources import read_any
+    from mmoe.data.tables import column, write_table
+
+    trained = load(run_dir)
+    table = read_any(_existing(input_), trained.config.data)
+    keep = keep or []
+    clash = sorted(set(keep) & set(trained.task_names))
+    if clash:
+        raise DataError(f"--keep {clash[0]!r} clashes with the task of that name in the output")
+    kept = {name: column(table, name, "--keep") for name in keep}
+    predictions = trained.predict(table)
+    out = pa.table({**kept, **{c: predictions[c].to_numpy() for c in predictions.columns}})
+    write_table(out, output)
+    typer.echo(f"wrote {out.num_rows} rows × {len(trained.task_names)} tasks to {output}")
+
+
+def format_metrics(by_split: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A fixed-width table: one row per split and task, one column per metric."""
+    names: list[str] = []
+    for tasks in by_split.values():
+        for row in tasks.values():
+            names += [m for m in row if m != "rows" and m not in names]
+    header = ["split", "task", "rows", *names]
+    rows = [header]
+    for split, tasks in by_split.items():
+        for task, row in tasks.items():
+            cells = [_cell(row.get(m)) for m in names]
+            rows.append([split, task, str(int(row["rows"])), *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _existing(path: str) -> str:
+    if not Path(path).exists():
+        raise DataError(f"data file not found: {path}")
+    return path
+
+
+def main() -> None:
+    """Entry point of the ``mmoe`` console script."""
+    try:
+        app()
+    except MmoeError as exc:
+        message = " ".join(str(exc).split())
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reading tables, building batches and the built-in data sources (census, synthetic)."""

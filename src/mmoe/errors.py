@@ -1,0 +1,23 @@
+"""Errors a user can cause. The CLI prints them as one line and exits non-zero.
+
+Internal invariants use ``assert``; everything that bad input, a bad config or a damaged file can
+trigger raises one of these, with a message that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class MmoeError(Exception):
+    """Base class of every error caused by input rather than by a bug."""
+
+
+class ConfigError(MmoeError):
+    """The run configuration is invalid (unknown key, wrong type, inconsistent choice)."""
+
+
+class DataError(MmoeError):
+    """A data file is missing, unreadable, or does not match the configuration."""
+
+
+class ArtifactError(MmoeError):
+    """A run directory is missing a file, or a file in it is corrupt or of an unknown version."""

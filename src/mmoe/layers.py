@@ -1,0 +1,198 @@
+"""Building blocks shared by every architecture: input embedding, parallel MLPs, gates.
+
+Speed rules from DESIGN.md §5 are applied here, once, for all models: categorical features are
+looked up in one fused table per embedding width; ``n`` experts (or towers) of the same shape run
+as batched matmuls over stacked weights, never as a Python loop; all gates are one matmul.
+
+Shapes use: ``B`` batch rows, ``D`` input width, ``E`` experts, ``T`` tasks, ``H`` hidden units.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a fitted preprocessor tells a model about its inputs (plain data, no shared objects).
+
+    Args:
+        cardinalities: vocabulary size of each categorical feature, index 0 (unknown) included.
+        embedding_dims: embedding width of each categorical feature.
+        num_numeric: number of numeric feature columns.
+    """
+
+    cardinalities: tuple[int, ...]
+    embedding_dims: tuple[int, ...]
+    num_numeric: int
+
+    def __post_init__(self) -> None:
+        assert len(self.cardinalities) == len(self.embedding_dims)
+
+    @property
+    def output_dim(self) -> int:
+        """Width ``D`` of the vector ``FeatureEmbedding`` produces."""
+        return sum(self.embedding_dims) + self.num_numeric
+
+
+class FeatureEmbedding(nn.Module):
+    """Embeds categorical features and concatenates the numeric ones: ``(B, Fc), (B, Fn) → (B, D)``.
+
+    Features of equal embedding width share one table; each feature owns a row range of it
+    (``offsets``), so the lookup is a single ``index_select`` however many features there are.
+
+    Example:
+        >>> emb = FeatureEmbedding(InputSpec((5, 3), (4, 4), num_numeric=2))
+        >>> emb(torch.tensor([[1, 2]]), torch.zeros(1, 2)).shape
+        torch.Size([1, 10])
+    """
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        widths = sorted(set(spec.embedding_dims))
+        self.tables = nn.ParameterList()
+        for width in widths:
+            features = [i for i, d in enumerate(spec.embedding_dims) if d == width]
+            sizes = [spec.cardinalities[i] for i in features]
+            offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+            self.register_buffer(f"offsets_{width}", offsets, persistent=False)
+            self.register_buffer(f"features_{width}", torch.tensor(features), persistent=False)
+            self.tables.append(nn.Parameter(torch.randn(sum(sizes), width)))
+        self.widths = widths
+        # With one width and features in order, the column gather can be skipped.
+        self._identity_order = len(widths) <= 1
+
+    def forward(self, categorical: Tensor, numeric: Tensor) -> Tensor:
+        parts = []
+        for width, table in zip(self.widths, self.tables, strict=True):
+            cols = categorical
+            if not self._identity_order:
+                cols = categorical.index_select(1, getattr(self, f"features_{width}"))
+            rows = (cols + getattr(self, f"offsets_{width}")).reshape(-1)  # (B * Fw,)
+            parts.append(table.index_select(0, rows).view(cols.shape[0], -1))  # (B, Fw * width)
+        parts.append(numeric)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+class ParallelMLP(nn.Module):
+    """``n`` independent MLPs of identical shape, evaluated together as batched matmuls.
+
+    Used for the experts (``n = E``), the task towers (``n = T``) and the shared bottom (``n = 1``).
+    Each layer is ``relu(x @ W_i + b_i)`` for member ``i``; the last layer skips the ReLU when
+    ``activate_last`` is false (towers end in a logit).
+
+    Args:
+        n: number of members.
+        in_dim: input width ``D``.
+        hidden: widths of the layers, e.g. ``[16]`` or ``[64, 32]``.
+        activate_last: apply ReLU after the last layer.
+        dropout: dropout probability after each hidden ReLU (0 disables it).
+
+    Input ``(B, D)`` is shared by every member; input ``(B, n, D)`` gives each member its own row.
+    Output is ``(B, n, hidden[-1])``.
+
+    Example:
+        >>> experts = ParallelMLP(n=8, in_dim=100, hidden=[16])
+        >>> experts(torch.randn(32, 100)).shape
+        torch.Size([32, 8, 16])
+    """
+
+    def __init__(
+        self,
+        n: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        activate_last: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        assert n >= 1 and len(hidden) >= 1
+        self.n = n
+        self.activate_last = activate_last
+        self.dropout = dropout
+        widths = [in_dim, *hidden]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d_in, d_out in itertools.pairwise(widths):
+            # nn.Linear's default init, drawn independently for each member.
+            bound = 1.0 / math.sqrt(d_in)
+            self.weights.append(nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n, d_out).uniform_(-bound, bound)))
+
+    @property
+    def out_dim(self) -> int:
+        return self.weights[-1].shape[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if x.dim() == 2:
+                # Shared input: one GEMM against all members' weights side by side.
+                d_in, d_out = w.shape[1], w.shape[2]
+                flat = w.permute(1, 0, 2).reshape(d_in, self.n * d_out)  # (D, n*H)
+                x = (x @ flat).view(-1, self.n, d_out) + b  # (B, n, H)
+            else:
+                # One input row per member: a batched matmul over the member axis.
+                x = torch.einsum("bnd,ndh->bnh", x, w) + b  # (B, n, H)
+            if i < last or self.activate_last:
+                x = F.relu(x)
+                if self.dropout > 0 and i < last:
+                    x = F.dropout(x, self.dropout, self.training)
+        return x
+
+
+class Gates(nn.Module):
+    """``G`` softmax gates over ``E`` experts from one matmul: ``(B, D) → (B, G, E)``.
+
+    The paper's gate is ``softmax(W_g x)`` (a single linear map); ``hidden`` adds ReLU layers in
+    front of it as an option. Logits are laid out ``(B, E, G)`` so the softmax reduces over a
+    dimension that is not the innermost tiny one, which is several times faster on CPU; the
+    returned tensor is a transposed view ``(B, G, E)``.
+
+    Example:
+        >>> gates = Gates(in_dim=100, num_gates=2, num_experts=8)
+        >>> g = gates(torch.randn(4, 100))
+        >>> g.shape, bool(torch.allclose(g.sum(-1), torch.ones(4, 2)))
+        (torch.Size([4, 2, 8]), True)
+    """
+
+    def __init__(
+        self, in_dim: int, num_gates: int, num_experts: int, hidden: Sequence[int] = ()
+    ) -> None:
+        super().__init__()
+        self.num_gates = num_gates
+        self.num_experts = num_experts
+        self.hidden = ParallelMLP(num_gates, in_dim, hidden) if hidden else None
+        width = hidden[-1] if hidden else in_dim
+        bound = 1.0 / math.sqrt(width)
+        if self.hidden is None:
+            # Column e * G + g holds gate g's weights for expert e: one (D, E*G) matmul.
+            self.weight = nn.Parameter(torch.empty(width, num_experts * num_gates))
+            self.bias = nn.Parameter(torch.empty(num_experts * num_gates))
+        else:
+            self.weight = nn.Parameter(torch.empty(num_gates, width, num_experts))
+            self.bias = nn.Parameter(torch.empty(num_gates, num_experts))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.hidden is None:
+            logits = torch.addmm(self.bias, x, self.weight)  # (B, E*G)
+            logits = logits.view(-1, self.num_experts, self.num_gates)  # (B, E, G)
+            return torch.softmax(logits, dim=1).transpose(1, 2)  # (B, G, E)
+        h = self.hidden(x)  # (B, G, H)
+        logits = torch.einsum("bgh,ghe->bge", h, self.weight) + self.bias  # (B, G, E)
+        return torch.softmax(logits, dim=-1)
+
+
+def mix_experts(gates: Tensor, experts: Tensor) -> Tensor:
+    """Gate-weighted sum of expert outputs: ``(B, G, E), (B, E, H) → (B, G, H)``."""
+    return torch.bmm(gates, experts)

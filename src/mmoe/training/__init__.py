@@ -1,0 +1,1 @@
+"""Losses, metrics, the training loop and the end-to-end ``train`` pipeline."""

@@ -1,0 +1,51 @@
+"""Per-task losses: BCE-with-logits for binary tasks, squared error for regression, masked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmoe.features import TaskSpec
+
+
+class MultiTaskLoss(nn.Module):
+    """Masked mean loss of every task and their weighted sum.
+
+    Rows whose label is missing for a task (``mask`` false) are left out of that task's mean.
+
+    Example:
+        >>> loss = MultiTaskLoss([TaskSpec(name="a", column="a", type="binary"),
+        ...                       TaskSpec(name="b", column="b", type="regression", weight=0.5)])
+        >>> total, per_task = loss(torch.zeros(2, 2), torch.tensor([[1., 2.], [0., 4.]]),
+        ...                        torch.tensor([[True, True], [True, False]]))
+        >>> [round(v, 4) for v in per_task.tolist()], round(total.item(), 4)
+        ([0.6931, 4.0], 2.6931)
+    """
+
+    def __init__(self, tasks: Sequence[TaskSpec]) -> None:
+        super().__init__()
+        binary = [t.type == "binary" for t in tasks]
+        self.register_buffer("is_binary", torch.tensor(binary), persistent=False)
+        self.register_buffer(
+            "weights",
+            torch.tensor([t.weight for t in tasks], dtype=torch.float32),
+            persistent=False,
+        )
+        self.all_binary = all(binary)
+        self.any_binary = any(binary)
+
+    def forward(self, logits: Tensor, labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Total loss and per-task losses ``(T,)`` of ``(B, T)`` logits, labels and bool mask."""
+        if self.all_binary:
+            elem = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        elif not self.any_binary:
+            elem = (logits - labels).square()
+        else:
+            bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+            elem = torch.where(self.is_binary, bce, (logits - labels).square())
+        weight = mask.to(elem.dtype)
+        per_task = (elem * weight).sum(0) / weight.sum(0).clamp(min=1.0)  # (T,)
+        return (per_task * self.weights).sum(), per_task
