@@ -77,7 +77,7 @@ class FeatureEmbedding(nn.Module):
             if not self._identity_order:
                 cols = categorical.index_select(1, getattr(self, f"features_{width}"))
             rows = (cols + getattr(self, f"offsets_{width}")).reshape(-1)  # (B * Fw,)
-            parts.append(table.index_select(0, rows).view(cols.shape[0], -1))  # (B, Fw * width)
+            parts.append(table.index_select(0, rows).view(cols.shape[0], cols.shape[1] * width))
         parts.append(numeric)
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 

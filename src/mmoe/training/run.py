@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,13 @@ class Run:
 
     ``metrics`` holds ``valid`` and (when the data has a test split) ``test`` per-task metrics
     of the kept weights, the ``best`` evaluation record, ``monitor`` and timing figures.
+    ``history`` is every evaluation record (as in ``metrics.jsonl``).
     """
 
     model: TrainedModel
     metrics: dict[str, Any]
     run_dir: Path | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def predict(self, data: Any) -> Any:
         """Shortcut for ``run.model.predict(data)``."""
@@ -114,6 +116,7 @@ def train(
     metrics["seconds"] = {
         "prepare": round(prepared - start, 3),
         "train": round(trained_at - prepared, 3),
+        "train_steps": round(result.train_seconds, 3),  # evaluation excluded
         "total": round(time.perf_counter() - start, 3),
     }
     trained = TrainedModel(config, preprocessor, model)
@@ -121,7 +124,7 @@ def train(
         trained.save(staging)
         write_json(staging / METRICS_FILE, metrics)
         _publish(staging, out)
-    return Run(trained, metrics, out)
+    return Run(trained, metrics, out, result.history)
 
 
 def resolve_config(
