@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from mmoe.errors import DataError, MmoeError
+from mmoe.paper_cli import paper_app
 
 app = typer.Typer(
     help="Multi-task learning for recommendation and ranking (Shared-Bottom, OMoE, MMoE).",
@@ -22,6 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+app.add_typer(paper_app, name="paper")
 
 SPLITS = ("train", "valid", "test")
 

@@ -1,0 +1,1 @@
+"""The paper's studies: the synthetic task-correlation study and the Census-Income tables."""

@@ -1,0 +1,73 @@
+"""The census study: the table builder, and `mmoe paper census` end to end on real rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmoe.experiments.census_tables import PAPER_MEAN_TEST_AUC, build_table, format_table
+from tests.test_cli import assert_one_line_error, cli
+
+
+def run(method, seed, valid, test, task=None):
+    return {"method": method, "seed": seed, "task": task, "valid": valid, "test": test}
+
+
+def test_table_builder_means_best_runs_and_paper_numbers():
+    runs = [
+        run("mmoe", 0, {"income": 0.90, "marital": 0.999}, {"income": 0.93, "marital": 0.991}),
+        run("mmoe", 1, {"income": 0.95, "marital": 0.990}, {"income": 0.94, "marital": 0.993}),
+        run("mmoe", 2, {"income": 0.92, "marital": 0.995}, {"income": 0.95, "marital": 0.995}),
+        # Single-task: one run per task and seed; each column picks its own task's best run.
+        run("single_task", 0, {"income": 0.91}, {"income": 0.92}, task="income"),
+        run("single_task", 1, {"income": 0.93}, {"income": 0.91}, task="income"),
+        run("single_task", 0, {"marital": 0.98}, {"marital": 0.985}, task="marital"),
+        run("single_task", 1, {"marital": 0.97}, {"marital": 0.99}, task="marital"),
+    ]
+    mmoe_row, single_row = build_table(runs, group=1)
+    assert mmoe_row["mean"] == {"income": pytest.approx(0.94), "marital": pytest.approx(0.993)}
+    # Best run = best *main-task validation* AUC (seed 1), reported on test, for both tasks.
+    assert mmoe_row["best"] == {"income": 0.94, "marital": 0.993}
+    assert mmoe_row["runs"] == 3 and mmoe_row["paper"] == PAPER_MEAN_TEST_AUC[1]["mmoe"]
+    assert single_row["mean"] == {"income": pytest.approx(0.915), "marital": pytest.approx(0.9875)}
+    assert single_row["best"] == {"income": 0.91, "marital": 0.985}
+    assert single_row["runs"] == 2
+    text = format_table([mmoe_row, single_row], group=1)
+    lines = text.splitlines()
+    assert lines[0].startswith("| method | seeds | income mean ± std | income best run")
+    assert lines[2].startswith("| MMoE | 3 | 0.9400 ± 0.0082 | 0.9400 | 0.9359 |")
+    assert lines[3].startswith("| Single-Task | 2 | 0.9150 ± 0.0050 | 0.9100 | 0.9337 |")
+
+
+def test_paper_census_command_end_to_end(small_census_dir, tmp_path, capsys):
+    code, out, err = cli(
+        "paper", "census", "--group", "2", "--data-dir", small_census_dir, "--seeds", "2",
+        "--methods", "single_task,mmoe", "--lightgbm", "--workers", "2", "--out", tmp_path,
+        "-q", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "| MMoE | 2 |" in out and "| Single-Task | 2 |" in out and "| LightGBM" in out
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    # 2 seeds × (2 single-task + 1 multi-task + 2 LightGBM) runs.
+    assert len(runs) == 10
+    assert {r["method"] for r in runs} == {"single_task", "mmoe", "lightgbm"}
+    for r in runs:
+        assert all(0.5 < auc <= 1.0 for auc in r["test"].values()), r
+    assert (tmp_path / "table.md").read_text().strip() == out.split("\nwrote")[0].strip()
+
+
+def test_paper_census_bad_options(small_census_dir, tmp_path, capsys):
+    assert_one_line_error(
+        cli("paper", "census", "--group", "3", "--data-dir", small_census_dir, capsys=capsys),
+        "--group must be 1 or 2",
+    )
+    assert_one_line_error(
+        cli("paper", "census", "--group", "1", "--data-dir", small_census_dir,
+            "--methods", "mmoe,deepfm", capsys=capsys),
+        "unknown method 'deepfm'",
+    )  # fmt: skip
+    assert_one_line_error(
+        cli("paper", "census", "--group", "1", "--data-dir", tmp_path / "nowhere", capsys=capsys),
+        "is not a directory",
+    )
