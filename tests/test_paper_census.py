@@ -71,3 +71,20 @@ def test_paper_census_bad_options(small_census_dir, tmp_path, capsys):
         cli("paper", "census", "--group", "1", "--data-dir", tmp_path / "nowhere", capsys=capsys),
         "is not a directory",
     )
+
+
+def test_paper_tune_records_every_trial_on_validation_only(small_census_dir, tmp_path, capsys):
+    code, out, err = cli(
+        "paper", "tune", "--group", "1", "--method", "mmoe", "--data-dir", small_census_dir,
+        "--trials", "3", "--workers", "2", "--out", tmp_path, "-q", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "group1-mmoe.json").read_text())
+    trials = record["trials"]
+    assert [t["index"] for t in trials] == [0, 1, 2]
+    assert trials[0]["overrides"] == []  # trial 0 is the shipped config
+    assert all(set(t["valid_auc"]) == {"income", "marital"} for t in trials)
+    assert not any("test" in t for t in trials)  # the search never sees the test split
+    best = max(trials, key=lambda t: t["valid_auc"]["income"])
+    assert f"best: trial {best['index']}," in out
+    assert (tmp_path / "group1-mmoe.md").read_text().count("\n| ") == 4  # header + 3 trials

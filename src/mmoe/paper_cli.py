@@ -78,6 +78,59 @@ def census(
     typer.echo(f"wrote {out}/table.md, table.json and runs.json")
 
 
+@paper_app.command()
+def tune(
+    group: Annotated[int, typer.Option(help="1: income + marital; 2: education + marital.")],
+    method: Annotated[str, typer.Option(help="single_task, shared_bottom, omoe or mmoe.")],
+    data_dir: Annotated[
+        Path, typer.Option(help="Directory with census-income.data[.gz] and .test[.gz].")
+    ],
+    trials: Annotated[int, typer.Option(min=1, help="Configurations to train.")] = 16,
+    search_seed: Annotated[int, typer.Option(help="Seed of the random search.")] = 0,
+    configs: Annotated[
+        Path | None,
+        typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the search record [default: CONFIGS/census/tuning]."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Random search on validation data for one census config; record every trial."""
+    from mmoe.artifacts import write_json
+    from mmoe.experiments.census_tables import METHODS, TASKS, config_path
+    from mmoe.experiments.parallel import run_jobs
+    from mmoe.experiments.tuning import best_trial, format_search, run_trial, sample_trials
+
+    if group not in (1, 2):
+        raise ConfigError(f"--group must be 1 or 2, not {group}")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    root = _configs_dir(configs) / "census"
+    config = config_path(root, group, method)
+    if not config.is_file():
+        raise ConfigError(f"config not found: {config}; pass --configs DIR")
+    plan = sample_trials(method, trials, str(config), str(data_dir), search_seed)
+    results = run_jobs(run_trial, plan, workers, desc=f"tune {config.stem}", progress=not quiet)
+    main = TASKS[group][0]
+    best = best_trial(results, main)
+    out = out or root / "tuning"
+    name = config.stem
+    write_json(out / f"{name}.json", {"search_seed": search_seed, "trials": results})
+    table = format_search(results, main)
+    (out / f"{name}.md").write_text(
+        f"# Search for {name}\n\n{trials} trials, search seed {search_seed}, selected on the "
+        f"validation AUC of {main}.\n\n{table}\n"
+    )
+    typer.echo(table)
+    sets = " ".join(f"--set {o}" for o in best["overrides"]) or "(the config as shipped)"
+    typer.echo(
+        f"best: trial {best['index']}, valid {main} AUC {best['valid_auc'][main]:.4f}: {sets}"
+    )
+
+
 def _configs_dir(configs: Path | None) -> Path:
     path = configs or REPO_CONFIGS
     if not path.is_dir():

@@ -1,0 +1,126 @@
+"""Random search of a census config's hyper-parameters on validation data only.
+
+The paper tuned every method (learning rate, steps, experts, units; at most 2048 hidden units
+per layer) on the main task's validation AUC. This module does the same within a stated budget:
+``trials`` configurations drawn from :data:`SEARCH_SPACE` with a fixed seed (trial 0 is the
+config as given), each trained once (``training.seed`` 0) with early stopping on the main task's
+validation AUC, which also chooses the number of steps. The test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Values tried per key. Layer widths stay at or below the paper's cap of 2048 units.
+COMMON_SPACE: dict[str, list[Any]] = {
+    "training.learning_rate": [3e-4, 1e-3, 3e-3, 1e-2],
+    "training.batch_size": [256, 512, 1024, 2048],
+    "features.embedding_dim": [4, 8, 16],
+}
+SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
+    "mmoe": {
+        "model.num_experts": [4, 8, 16],
+        "model.expert_hidden": [[16], [32], [64], [128], [256], [128, 64]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
+    "omoe": {
+        "model.num_experts": [4, 8, 16],
+        "model.expert_hidden": [[16], [32], [64], [128], [256], [128, 64]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
+    "shared_bottom": {
+        "model.bottom_hidden": [[64], [128], [256], [512], [1024], [256, 128]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
+    "single_task": {
+        "model.bottom_hidden": [[64], [128], [256], [512], [1024], [256, 128]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
+}
+#: Training length during the search: early stopping decides within this many epochs.
+SEARCH_TRAINING = ["training.epochs=30", "training.patience=3"]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration of the search."""
+
+    index: int
+    config: str
+    data_dir: str
+    overrides: tuple[str, ...]  # the sampled values, as --set strings
+    main_task_only: bool  # single-task: train the main task alone
+
+
+def sample_trials(
+    method: str, trials: int, config: str, data_dir: str, search_seed: int = 0
+) -> list[Trial]:
+    """Trial 0 keeps the config's own values; the others draw every key of the space at random.
+
+    Example:
+        >>> [t.overrides[:1] for t in sample_trials("mmoe", 2, "c.yaml", "d")]
+        [(), ('training.learning_rate=0.01',)]
+    """
+    space = {**COMMON_SPACE, **SEARCH_SPACE[method]}
+    rng = random.Random(search_seed)
+    drawn: list[tuple[str, ...]] = [()]
+    seen = {()}
+    while len(drawn) < trials:
+        choice = tuple(f"{key}={_yaml(rng.choice(values))}" for key, values in space.items())
+        if choice not in seen:  # never train the same configuration twice
+            seen.add(choice)
+            drawn.append(choice)
+    single = method == "single_task"
+    return [Trial(i, config, data_dir, o, single) for i, o in enumerate(drawn)]
+
+
+def run_trial(trial: Trial) -> dict[str, Any]:
+    """Train one trial; return its overrides, validation AUCs, steps and time."""
+    from mmoe.config import load_config, parse_config
+    from mmoe.training.run import train
+
+    overrides = [f"data.data_dir={trial.data_dir}", *SEARCH_TRAINING, *trial.overrides]
+    config = load_config(trial.config, overrides)
+    if trial.main_task_only:
+        raw = config.model_dump(mode="json")
+        raw["tasks"] = raw["tasks"][:1]
+        config = parse_config(raw)
+    run = train(config, progress=False)
+    best = run.metrics["best"]
+    return {
+        **asdict(trial),
+        "valid_auc": {t: m["auc"] for t, m in best["valid"].items()},
+        "best_step": best["step"],
+        "best_epoch": best["epoch"],
+        "seconds": run.metrics["seconds"]["total"],
+    }
+
+
+def best_trial(results: Sequence[dict[str, Any]], main_task: str) -> dict[str, Any]:
+    """The trial with the highest main-task validation AUC (earliest index on ties)."""
+    return max(results, key=lambda r: (r["valid_auc"][main_task], -r["index"]))
+
+
+def format_search(results: Sequence[dict[str, Any]], main_task: str) -> str:
+    """All trials as a markdown table, best first."""
+    ranked = sorted(results, key=lambda r: -r["valid_auc"][main_task])
+    lines = [
+        f"| trial | valid {main_task} AUC | best epoch | seconds | overrides |",
+        "|---|---|---|---|---|",
+    ]
+    for r in ranked:
+        sets = " ".join(r["overrides"]) or "(the config as shipped)"
+        lines.append(
+            f"| {r['index']} | {r['valid_auc'][main_task]:.4f} | {r['best_epoch']} "
+            f"| {r['seconds']:.0f} | {sets} |"
+        )
+    return "\n".join(lines)
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value)
