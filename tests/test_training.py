@@ -100,3 +100,13 @@ def test_table_source_with_holdout(tmp_path, census_table):
     }  # fmt: skip
     run = mmoe.train(config, progress=False)
     assert run.metrics["valid"]["rich"]["rows"] == 600 and "test" not in run.metrics
+
+
+def test_restore_best_false_keeps_the_last_weights():
+    config = synthetic_config("mmoe", epochs=6, learning_rate=0.05, patience=None)
+    config["training"]["restore_best"] = False
+    run = mmoe.train(config, progress=False)
+    last = run.history[-1]["valid"]
+    assert run.metrics["best"]["step"] < run.history[-1]["step"]  # the last is not the best
+    assert run.metrics["valid"]["y1"]["mse"] == pytest.approx(last["y1"]["mse"])
+    assert run.metrics["valid"]["y2"]["mse"] == pytest.approx(last["y2"]["mse"])

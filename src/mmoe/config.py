@@ -96,6 +96,7 @@ class TrainingConfig(_Section):
     monitor_task: str | None = None  # task whose validation metric selects the best model
     monitor_metric: MonitorMetric | None = None  # None: auc (binary) or mse (regression)
     patience: int | None = Field(default=3, ge=1)  # evaluations without improvement; None: off
+    restore_best: bool = True  # end with the best evaluated weights; false: the last weights
     num_threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; None: torch's
 
 

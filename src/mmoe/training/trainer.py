@@ -29,7 +29,7 @@ from mmoe.training.metrics import is_better
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did. ``best`` is the evaluation record whose weights the model now holds."""
+    """What :func:`fit` did. ``best`` is the best evaluation record (by the monitored metric)."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
@@ -72,7 +72,7 @@ def fit(
     progress: bool = True,
     on_evaluate: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place and leave it holding the best evaluated weights.
+    """Train ``model`` in place; it ends holding the best evaluated weights (or the last ones).
 
     Args:
         model: the network; its initial weights are the caller's (seed before building it).
@@ -160,7 +160,7 @@ def fit(
     finally:
         bar.close()
         result.best = keeper.record
-        if keeper.state is not None:
+        if keeper.state is not None and config.restore_best:
             model.load_state_dict(keeper.state)
 
 
