@@ -76,7 +76,8 @@ def test_paper_census_bad_options(small_census_dir, tmp_path, capsys):
 def test_paper_tune_records_every_trial_on_validation_only(small_census_dir, tmp_path, capsys):
     code, out, err = cli(
         "paper", "tune", "--group", "1", "--method", "mmoe", "--data-dir", small_census_dir,
-        "--trials", "3", "--workers", "2", "--out", tmp_path, "-q", capsys=capsys,
+        "--trials", "3", "--max-epochs", "4", "--workers", "2", "--out", tmp_path, "-q",
+        capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
     record = json.loads((tmp_path / "group1-mmoe.json").read_text())

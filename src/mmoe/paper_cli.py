@@ -17,6 +17,71 @@ paper_app = typer.Typer(
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+@paper_app.command("correlation-curve")
+def correlation_curve(
+    seeds: Annotated[int, typer.Option(min=1, help="Draws of the problem per cosine.")] = 20,
+    samples: Annotated[int, typer.Option(min=100, help="Rows per draw.")] = 50_000,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/paper-synthetic"),
+) -> None:
+    """Label correlation against weight cosine (paper Fig. 2): a PNG and a table."""
+    from mmoe.artifacts import write_json
+    from mmoe.experiments.plots import correlation_curve_figure
+    from mmoe.experiments.synthetic_study import correlation_curve as curve
+    from mmoe.experiments.synthetic_study import format_correlation_curve
+
+    cosines = [round(0.1 * i, 2) for i in range(11)] + [0.95]
+    rows = curve(sorted(cosines), seeds=seeds, num_samples=samples)
+    text = format_correlation_curve(rows)
+    write_json(out / "correlation_curve.json", rows)
+    (out / "correlation_curve.md").write_text(text + "\n")
+    correlation_curve_figure(rows, out / "correlation_curve.png")
+    typer.echo(text)
+    typer.echo(f"wrote {out}/correlation_curve.png, .md and .json")
+
+
+@paper_app.command()
+def synthetic(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The small profile (about two minutes).")
+    ] = False,
+    seeds: Annotated[
+        int | None, typer.Option(min=1, help="Runs per model and correlation [profile's].")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run [profile's].")] = None,
+    num_train: Annotated[
+        int | None, typer.Option(min=10, help="Training rows per run [profile's].")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/paper-synthetic"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Shared-Bottom, OMoE and MMoE at correlations 1.0, 0.9, 0.5 over many seeds (Fig. 4, 5)."""
+    import dataclasses
+
+    from mmoe.artifacts import write_json
+    from mmoe.experiments import synthetic_study as study
+    from mmoe.experiments.parallel import run_jobs
+    from mmoe.experiments.plots import final_loss_histograms, loss_curves_figure
+
+    profile = study.PROFILES["quick" if quick else "full"]
+    changes = {"seeds": seeds, "epochs": epochs, "num_train": num_train}
+    profile = dataclasses.replace(profile, **{k: v for k, v in changes.items() if v is not None})
+    jobs = study.plan_jobs(profile)
+    results = run_jobs(study.run_job, jobs, workers, desc="synthetic study", progress=not quiet)
+    rows = study.summarize(results)
+    text = study.format_summary(rows)
+    write_json(out / "runs.json", {"profile": dataclasses.asdict(profile), "runs": results})
+    write_json(out / "summary.json", rows)
+    (out / "summary.md").write_text(text + "\n")
+    loss_curves_figure(study.mean_curves(results), out / "loss_curves.png")
+    finals: dict[tuple[str, float], list[float]] = {}
+    for r in results:
+        finals.setdefault((r["model"], r["correlation"]), []).append(r["final_test_loss"])
+    final_loss_histograms(finals, out / "final_loss_histograms.png")
+    typer.echo(text)
+    typer.echo(f"wrote {out}/summary.md, loss_curves.png, final_loss_histograms.png")
+
+
 @paper_app.command()
 def census(
     group: Annotated[int, typer.Option(help="1: income + marital; 2: education + marital.")],
@@ -87,6 +152,9 @@ def tune(
     ],
     trials: Annotated[int, typer.Option(min=1, help="Configurations to train.")] = 16,
     search_seed: Annotated[int, typer.Option(help="Seed of the random search.")] = 0,
+    max_epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs per trial; early stopping (patience 3) inside.")
+    ] = 30,
     configs: Annotated[
         Path | None,
         typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
@@ -112,7 +180,7 @@ def tune(
     config = config_path(root, group, method)
     if not config.is_file():
         raise ConfigError(f"config not found: {config}; pass --configs DIR")
-    plan = sample_trials(method, trials, str(config), str(data_dir), search_seed)
+    plan = sample_trials(method, trials, str(config), str(data_dir), search_seed, max_epochs)
     results = run_jobs(run_trial, plan, workers, desc=f"tune {config.stem}", progress=not quiet)
     main = TASKS[group][0]
     best = best_trial(results, main)

@@ -40,8 +40,8 @@ SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
         "model.tower_hidden": [[8], [16], [32], [64]],
     },
 }
-#: Training length during the search: early stopping decides within this many epochs.
-SEARCH_TRAINING = ["training.epochs=30", "training.patience=3"]
+#: Early stopping during the search: evaluations (epochs) without a better main-task AUC.
+SEARCH_PATIENCE = 3
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,16 @@ class Trial:
     data_dir: str
     overrides: tuple[str, ...]  # the sampled values, as --set strings
     main_task_only: bool  # single-task: train the main task alone
+    max_epochs: int = 30  # early stopping decides the length within this bound
 
 
 def sample_trials(
-    method: str, trials: int, config: str, data_dir: str, search_seed: int = 0
+    method: str,
+    trials: int,
+    config: str,
+    data_dir: str,
+    search_seed: int = 0,
+    max_epochs: int = 30,
 ) -> list[Trial]:
     """Trial 0 keeps the config's own values; the others draw every key of the space at random.
 
@@ -74,7 +80,7 @@ def sample_trials(
             seen.add(choice)
             drawn.append(choice)
     single = method == "single_task"
-    return [Trial(i, config, data_dir, o, single) for i, o in enumerate(drawn)]
+    return [Trial(i, config, data_dir, o, single, max_epochs) for i, o in enumerate(drawn)]
 
 
 def run_trial(trial: Trial) -> dict[str, Any]:
@@ -82,7 +88,12 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     from mmoe.config import load_config, parse_config
     from mmoe.training.run import train
 
-    overrides = [f"data.data_dir={trial.data_dir}", *SEARCH_TRAINING, *trial.overrides]
+    overrides = [
+        f"data.data_dir={trial.data_dir}",
+        f"training.epochs={trial.max_epochs}",
+        f"training.patience={SEARCH_PATIENCE}",
+        *trial.overrides,
+    ]
     config = load_config(trial.config, overrides)
     if trial.main_task_only:
         raw = config.model_dump(mode="json")

@@ -1,0 +1,98 @@
+"""Figures of the paper's studies (matplotlib, the ``plot`` extra), written as PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmoe.errors import ConfigError
+
+MODEL_LABELS = {"shared_bottom": "Shared-Bottom", "omoe": "OMoE", "mmoe": "MMoE"}
+MODEL_COLORS = {"shared_bottom": "tab:red", "omoe": "tab:orange", "mmoe": "tab:blue"}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("figures need matplotlib: pip install 'mmoe[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> None:
+    from mmoe.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def correlation_curve_figure(rows: Sequence[dict[str, float]], path: str | Path) -> None:
+    """Label Pearson correlation against the weight cosine (paper Fig. 2)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    x = [r["cosine"] for r in rows]
+    mean = [r["mean"] for r in rows]
+    low = [r["mean"] - r["std"] for r in rows]
+    high = [r["mean"] + r["std"] for r in rows]
+    ax.plot([0, 1], [0, 1], ":", color="gray", label="label correlation = cosine")
+    ax.fill_between(x, low, high, alpha=0.25, label="± 1 std over seeds")
+    ax.plot(x, mean, "o-", label="label correlation (mean)")
+    ax.set(xlabel="cosine of the task weight vectors", ylabel="Pearson correlation of labels")
+    ax.set(xlim=(0, 1), ylim=(min(0.0, min(low)), 1))
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def loss_curves_figure(
+    curves: dict[tuple[str, float], tuple[list[int], list[float]]], path: str | Path
+) -> None:
+    """Mean test loss against training steps, one panel per correlation (paper Fig. 4).
+
+    ``curves[(model, correlation)] = (steps, mean_losses)``.
+    """
+    plt = _pyplot()
+    correlations = sorted({c for _, c in curves}, reverse=True)
+    fig, axes = plt.subplots(1, len(correlations), figsize=(4 * len(correlations), 3.4))
+    axes = [axes] if len(correlations) == 1 else list(axes)
+    top = max(max(loss) for _, loss in curves.values())
+    for ax, corr in zip(axes, correlations, strict=True):
+        for (model, c), (steps, loss) in sorted(curves.items()):
+            if c == corr:
+                ax.plot(steps, loss, marker=".", label=MODEL_LABELS.get(model, model),
+                        color=MODEL_COLORS.get(model))  # fmt: skip
+        ax.set(title=f"correlation {corr}", xlabel="training steps", ylim=(0, top * 1.05))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test loss (MSE, mean of both tasks)")
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def final_loss_histograms(
+    finals: dict[tuple[str, float], list[float]], path: str | Path, bins: int = 20
+) -> None:
+    """Histograms of the final test loss over seeds, models × correlations (paper Fig. 5)."""
+    plt = _pyplot()
+    models = [m for m in MODEL_LABELS if any(k[0] == m for k in finals)]
+    correlations = sorted({c for _, c in finals}, reverse=True)
+    fig, axes = plt.subplots(
+        len(correlations), len(models), figsize=(3.2 * len(models), 2.4 * len(correlations)),
+        squeeze=False, sharex=True,
+    )  # fmt: skip
+    top = max(max(v) for v in finals.values())
+    edges = [top * i / bins for i in range(bins + 1)]
+    for i, corr in enumerate(correlations):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            ax.hist(finals.get((model, corr), []), bins=edges, color=MODEL_COLORS.get(model))
+            ax.set_title(f"{MODEL_LABELS[model]}, correlation {corr}", fontsize=9)
+            if i == len(correlations) - 1:
+                ax.set_xlabel("final test loss")
+    _save(fig, path)
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""The synthetic task-correlation study of Ma et al., KDD 2018, §3.2 and §5.
+
+Two regression tasks whose relatedness is set by the cosine ``p`` of their weight vectors
+(:mod:`mmoe.data.synthetic`). For each correlation and model (Shared-Bottom, OMoE, MMoE at the
+paper's sizes) the study trains many independent runs — each seed draws new data and a new
+initialisation — and records the held-out loss along training and at its end.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmoe.data.synthetic import SyntheticTasks
+
+#: The paper's sizes: input 100, 8 experts × 16 units, towers of 8; Shared-Bottom's bottom of
+#: 113 units matches the parameter count (DESIGN.md §2).
+MODELS: dict[str, dict[str, Any]] = {
+    "shared_bottom": {"name": "shared_bottom", "bottom_hidden": [113], "tower_hidden": [8]},
+    "omoe": {"name": "omoe", "num_experts": 8, "expert_hidden": [16], "tower_hidden": [8]},
+    "mmoe": {"name": "mmoe", "num_experts": 8, "expert_hidden": [16], "tower_hidden": [8]},
+}
+CORRELATIONS = (1.0, 0.9, 0.5)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of the study to run; the generator's constants are the config defaults."""
+
+    seeds: int  # independent runs per model and correlation
+    num_train: int
+    num_test: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    eval_every_steps: int
+    constants: dict[str, float] = field(default_factory=dict)  # SyntheticSource overrides
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(seeds=4, num_train=10_000, num_test=2_000, epochs=10, batch_size=128,
+                     learning_rate=1e-3, eval_every_steps=100),
+    "full": Profile(seeds=50, num_train=10_000, num_test=2_000, epochs=10, batch_size=128,
+                    learning_rate=1e-3, eval_every_steps=100),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SyntheticJob:
+    model: str
+    correlation: float
+    seed: int
+    profile: Profile
+
+
+def plan_jobs(profile: Profile, models: Sequence[str] = tuple(MODELS)) -> list[SyntheticJob]:
+    return [
+        SyntheticJob(model, corr, seed, profile)
+        for seed in range(profile.seeds)
+        for corr in CORRELATIONS
+        for model in models
+    ]
+
+
+def job_config(job: SyntheticJob) -> dict[str, Any]:
+    """The run config of one job: data and initialisation both follow ``job.seed``."""
+    p = job.profile
+    return {
+        "name": f"synthetic-{job.model}-{job.correlation}-{job.seed}",
+        "data": {"source": "synthetic", "correlation": job.correlation, "num_train": p.num_train,
+                 "num_valid": p.num_test, "num_test": p.num_test, "seed": job.seed,
+                 **p.constants},
+        "model": MODELS[job.model],
+        "training": {"epochs": p.epochs, "batch_size": p.batch_size,
+                     "learning_rate": p.learning_rate, "seed": job.seed, "patience": None,
+                     "restore_best": False, "eval_every_steps": p.eval_every_steps},
+    }  # fmt: skip
+
+
+def run_job(job: SyntheticJob) -> dict[str, Any]:
+    """Train one run; its held-out loss curve and final test loss (MSE, mean of both tasks)."""
+    from mmoe.training.run import train
+
+    run = train(job_config(job), progress=False)
+    curve = [[r["step"], _mean_mse(r["valid"])] for r in run.history]
+    return {
+        "model": job.model,
+        "correlation": job.correlation,
+        "seed": job.seed,
+        "curve": curve,
+        "final_test_loss": _mean_mse(run.metrics["test"]),
+        "seconds": run.metrics["seconds"]["total"],
+    }
+
+
+def _mean_mse(metrics: dict[str, dict[str, float]]) -> float:
+    return statistics.fmean(m["mse"] for m in metrics.values())
+
+
+def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean, median and spread of the final test loss per model and correlation.
+
+    Example:
+        >>> rows = summarize([{"model": "mmoe", "correlation": 0.5, "final_test_loss": v}
+        ...                   for v in (0.1, 0.2, 0.6)])
+        >>> rows[0]["mean"], rows[0]["median"], rows[0]["max"], rows[0]["runs"]
+        (0.3, 0.2, 0.6, 3)
+    """
+    rows = []
+    for model in MODELS:
+        for corr in sorted({r["correlation"] for r in results}, reverse=True):
+            losses = [r["final_test_loss"] for r in results
+                      if r["model"] == model and r["correlation"] == corr]  # fmt: skip
+            if not losses:
+                continue
+            q25, q75 = np.quantile(losses, [0.25, 0.75])
+            rows.append({
+                "model": model, "correlation": corr, "runs": len(losses),
+                "mean": round(statistics.fmean(losses), 6),
+                "median": round(statistics.median(losses), 6),
+                "std": round(statistics.pstdev(losses), 6),
+                "q25": round(float(q25), 6), "q75": round(float(q75), 6),
+                "min": round(min(losses), 6), "max": round(max(losses), 6),
+            })  # fmt: skip
+    return rows
+
+
+def format_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The summary as a markdown table."""
+    from mmoe.experiments.plots import MODEL_LABELS
+
+    lines = [
+        "| model | correlation | runs | mean | median | std | q25 – q75 | min – max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {MODEL_LABELS[r['model']]} | {r['correlation']} | {r['runs']} | {r['mean']:.4f} "
+            f"| {r['median']:.4f} | {r['std']:.4f} | {r['q25']:.4f} – {r['q75']:.4f} "
+            f"| {r['min']:.4f} – {r['max']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def mean_curves(
+    results: Sequence[dict[str, Any]],
+) -> dict[tuple[str, float], tuple[list[int], list[float]]]:
+    """Loss curves averaged over seeds, per (model, correlation)."""
+    grouped: dict[tuple[str, float], list[list[list[float]]]] = {}
+    for r in results:
+        grouped.setdefault((r["model"], r["correlation"]), []).append(r["curve"])
+    out = {}
+    for key, curves in grouped.items():
+        steps = [int(s) for s, _ in curves[0]]
+        losses = np.mean([[loss for _, loss in c] for c in curves], axis=0)
+        out[key] = (steps, [float(v) for v in losses])
+    return out
+
+
+# ---- the correlation curve (paper Fig. 2) ------------------------------------------------------
+
+
+def correlation_curve(
+    cosines: Sequence[float],
+    seeds: int = 10,
+    num_samples: int = 50_000,
+    **constants: float,
+) -> list[dict[str, float]]:
+    """Pearson correlation of the two labels for each weight cosine, over ``seeds`` draws.
+
+    Example:
+        >>> rows = correlation_curve([0.0, 1.0], seeds=2, num_samples=2000)
+        >>> rows[0]["mean"] < 0.2 < 0.9 < rows[1]["mean"]
+        True
+    """
+    rows = []
+    for p in cosines:
+        values = []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            tasks = SyntheticTasks.draw(p, rng, **constants)
+            _, y = tasks.sample(num_samples, rng)
+            values.append(float(np.corrcoef(y[:, 0], y[:, 1])[0, 1]))
+        rows.append({"cosine": p, "mean": statistics.fmean(values),
+                     "std": statistics.pstdev(values), "seeds": seeds})  # fmt: skip
+    return rows
+
+
+def format_correlation_curve(rows: Sequence[dict[str, float]]) -> str:
+    lines = ["| cosine | label correlation (mean) | std over seeds |", "|---|---|---|"]
+    lines += [f"| {r['cosine']:.2f} | {r['mean']:.4f} | {r['std']:.4f} |" for r in rows]
+    return "\n".join(lines)
