@@ -38,7 +38,7 @@ Method:
   validates and saves a checkpoint after every epoch, so its public per-epoch training method
   ``MTLTrainer.train_one_epoch`` is called and timed instead.
 * Inference throughput: the test half of the test file (49,881 rows) predicted at batch size
-  4096 through each library's predict API, probabilities out; median of three timed passes.
+  4096 through each library's predict API, probabilities out; median of five timed passes.
 * Test AUC of both tasks with scikit-learn's ``roc_auc_score`` on those probabilities.
 * Peak RSS: ``ru_maxrss`` of the worker process, in MiB. Linux carries the high-water mark of
   the process that spawned the worker into it, so the coordinator imports nothing heavy and
@@ -85,7 +85,7 @@ BATCH_SIZE = 1024
 LEARNING_RATE = 1e-3
 VALID_ROWS = 2_000  # mmoe's fit evaluates once per epoch; keep that evaluation small
 PREDICT_BATCH_SIZE = 4096
-INFERENCE_PASSES = 3
+INFERENCE_PASSES = 5
 
 
 # ---- data: prepared once, read by every worker --------------------------------------------------
@@ -349,7 +349,7 @@ def train_rechub(data: Data, epochs: int) -> Trained:
             {"dims": TOWER_HIDDEN, "activation": "relu", "dropout": 0.0} for _ in task_types
         ],
     )
-    with tempfile.TemporaryDirectory() as model_path:  # fit would save here; unused
+    with tempfile.TemporaryDirectory() as model_path:  # only fit() writes there; not called
         trainer = MTLTrainer(
             model,
             task_types,
@@ -400,6 +400,7 @@ def run_worker(lib: str, data_path: Path, epochs: int) -> dict[str, Any]:
     torch.set_num_threads(THREADS)
     np.random.seed(SEED)
     start = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     data = Data.load(data_path)
     trained = TRAINERS[lib](data, epochs)
     seconds = []
@@ -407,6 +408,7 @@ def run_worker(lib: str, data_path: Path, epochs: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         probs = np.asarray(trained.predict(), dtype=np.float64)
         seconds.append(time.perf_counter() - t0)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     expected = (len(data.test), len(data.task_names))
     if probs.shape != expected:
         raise SystemExit(f"{lib}: predictions have shape {probs.shape}, expected {expected}")
@@ -422,11 +424,14 @@ def run_worker(lib: str, data_path: Path, epochs: int) -> dict[str, Any]:
             task: float(roc_auc_score(data.test.labels[:, k], probs[:, k]))
             for k, task in enumerate(data.task_names)
         },
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
         "vm_hwm_mib": _vm_hwm_mib(),
         "num_parameters": trained.num_parameters,
         "threads": torch.get_num_threads(),
         "worker_seconds": round(time.perf_counter() - start, 2),
+        "worker_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        # 1-minute load average; the worker itself adds up to 2, more means other work ran too
+        "load_average": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
         "notes": trained.notes,
     }
 
@@ -582,7 +587,8 @@ def coordinate(args: argparse.Namespace) -> None:
                 print(
                     f"round {r} {lib:8s} train rows/s per epoch [{epochs}]  infer "
                     f"{rec['inference_samples_per_second']:,.0f} rows/s  "
-                    f"({rec['worker_seconds']:.1f}s)",
+                    f"({rec['worker_seconds']:.1f}s, load {rec['load_average'][0]:.1f}"
+                    f"->{rec['load_average'][1]:.1f})",
                     flush=True,
                 )
             rounds.append(results)

@@ -232,7 +232,7 @@ class Preprocessor:
             raise RuntimeError("Preprocessor.transform called before fit")
         table = as_arrow(table)
         n = table.num_rows
-        cat = np.zeros((n, len(self.features.categorical)), dtype=np.int64)
+        cat = np.zeros((n, len(self.features.categorical)), dtype=np.int32)
         for j, feat in enumerate(self.features.categorical):
             text = canonical_strings(column(table, feat.name, "categorical feature"))
             vocab = pa.array(self.vocabularies_[feat.name], type=pa.string())

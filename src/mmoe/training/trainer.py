@@ -1,9 +1,9 @@
-"""The training loop: Adam over index-sliced batches, periodic evaluation, early stopping.
+"""The training loop: Adam over gathered batches, periodic evaluation, early stopping.
 
-The loop keeps the host out of the hot path: batches are views of tensors shuffled once per
-epoch, and losses are accumulated on the tensor side and read (``.item()``) only when evaluating.
-It writes no files; ``on_evaluate`` receives each evaluation record (``mmoe.training.run`` writes
-them to ``metrics.jsonl``).
+The loop keeps the host out of the hot path: each batch is one gather from tensors holding the
+whole split (no per-sample ``Dataset``, no collation), and losses are accumulated on the tensor
+side and read (``.item()``) only when evaluating. It writes no files; ``on_evaluate`` receives
+each evaluation record (``mmoe.training.run`` writes them to ``metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def fit(
     try:
         interval_start = time.perf_counter()
         for epoch in range(1, config.epochs + 1):
-            shuffled = train.take(torch.randperm(n, generator=generator))
+            order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
-                batch = shuffled.slice(start, start + config.batch_size)
+                # Gathering each batch costs less memory than a shuffled copy of the whole split.
+                batch = train.take(order[start : start + config.batch_size])
                 logits, _ = model.compute(batch.categorical, batch.numeric)
                 total, per_task = loss_fn(logits, batch.labels, batch.label_mask)
                 optimizer.zero_grad(set_to_none=True)
