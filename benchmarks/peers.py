@@ -234,6 +234,7 @@ def train_mmoe(data: Data, epochs: int) -> Trained:
         weight_decay=0.0,
         seed=SEED,
         patience=None,
+        restore_best=False,  # end with the last epoch's weights, as the peers do
     )
     result = fit(
         model,
@@ -250,13 +251,7 @@ def train_mmoe(data: Data, epochs: int) -> Trained:
         logits, _ = predict_logits(model, test, batch_size=PREDICT_BATCH_SIZE)
         return torch.sigmoid(logits).numpy()
 
-    best = result.best["epoch"] if result.best else None
-    return Trained(
-        [r["samples_per_second"] for r in result.history],
-        predict,
-        _count(model),
-        notes=f"fit keeps the weights of the best validation epoch ({best})",
-    )
+    return Trained([r["samples_per_second"] for r in result.history], predict, _count(model))
 
 
 def train_deepctr(data: Data, epochs: int) -> Trained:

@@ -63,3 +63,13 @@ def test_is_better():
     assert is_better("auc", 0.8, 0.7) and not is_better("auc", 0.7, 0.8)
     assert is_better("mse", 0.1, 0.2) and not is_better("logloss", 0.3, 0.2)
     assert is_better("auc", 0.5, None) and not is_better("auc", float("nan"), 0.1)
+
+
+def test_multitask_loss_without_mask_equals_an_all_true_mask():
+    tasks = [TaskSpec(name="b", column="b", type="binary"),
+             TaskSpec(name="r", column="r", type="regression")]  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    logits, labels = torch.randn(20, 2, generator=g), torch.rand(20, 2, generator=g).round()
+    loss = MultiTaskLoss(tasks)
+    full = loss(logits, labels, torch.ones(20, 2, dtype=torch.bool))
+    assert all(torch.allclose(a, b) for a, b in zip(full, loss(logits, labels, None), strict=True))

@@ -37,8 +37,11 @@ class MultiTaskLoss(nn.Module):
         self.all_binary = all(binary)
         self.any_binary = any(binary)
 
-    def forward(self, logits: Tensor, labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Total loss and per-task losses ``(T,)`` of ``(B, T)`` logits, labels and bool mask."""
+    def forward(self, logits: Tensor, labels: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Total loss and per-task losses ``(T,)`` of ``(B, T)`` logits, labels and bool mask.
+
+        ``mask=None`` means every label is present (it skips the masking arithmetic).
+        """
         if self.all_binary:
             elem = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         elif not self.any_binary:
@@ -46,6 +49,9 @@ class MultiTaskLoss(nn.Module):
         else:
             bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
             elem = torch.where(self.is_binary, bce, (logits - labels).square())
-        weight = mask.to(elem.dtype)
-        per_task = (elem * weight).sum(0) / weight.sum(0).clamp(min=1.0)  # (T,)
+        if mask is None:
+            per_task = elem.mean(0)  # (T,)
+        else:
+            weight = mask.to(elem.dtype)
+            per_task = (elem * weight).sum(0) / weight.sum(0).clamp(min=1.0)  # (T,)
         return (per_task * self.weights).sum(), per_task

@@ -98,6 +98,7 @@ def fit(
         fused=True,  # one kernel for all parameters instead of ~10 small ops per tensor
     )
     loss_fn = MultiTaskLoss(tasks)
+    complete = bool(train.label_mask.all())  # no missing label: the loss can skip its mask
     n = len(train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -117,7 +118,8 @@ def fit(
                 # Gathering each batch costs less memory than a shuffled copy of the whole split.
                 batch = train.take(order[start : start + config.batch_size])
                 logits, _ = model.compute(batch.categorical, batch.numeric)
-                total, per_task = loss_fn(logits, batch.labels, batch.label_mask)
+                mask = None if complete else batch.label_mask
+                total, per_task = loss_fn(logits, batch.labels, mask)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 optimizer.step()
