@@ -20,7 +20,7 @@ def test_label_correlation_grows_with_the_cosine_and_stays_far_below_it():
     means = [r["mean"] for r in rows]
     assert means == sorted(means)  # monotone in the cosine
     assert abs(means[0]) < 0.05  # orthogonal weights: unrelated labels
-    assert means[2] < 0.9 - 0.2  # paper Fig. 2: far below the cosine
+    assert means[2] < 0.9 - 0.15  # paper Fig. 2: far below the cosine
     assert means[3] > 0.98  # same weights: only the noise separates the labels
 
 
@@ -54,7 +54,7 @@ def test_commands_end_to_end(tmp_path, capsys):
         "--workers", "2", "--out", tmp_path, "-q", capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())["summary"]
     assert {(r["model"], r["correlation"]) for r in summary} == {
         (m, c) for m in ("shared_bottom", "omoe", "mmoe") for c in (1.0, 0.9, 0.5)
     }
@@ -64,3 +64,4 @@ def test_commands_end_to_end(tmp_path, capsys):
     for name in ("loss_curves.png", "final_loss_histograms.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert "| MMoE | 0.5 | 2 |" in out
+    assert "| 0.5 | MMoE < OMoE |" in out and " of 2 |" in out

@@ -65,13 +65,13 @@ class SyntheticSource(_Section):
 
     source: Literal["synthetic"] = "synthetic"
     correlation: float = Field(default=0.5, ge=-1.0, le=1.0)  # cosine of the two weight vectors
-    num_train: int = Field(default=10_000, ge=1)
-    num_valid: int = Field(default=2_000, ge=1)
-    num_test: int = Field(default=2_000, ge=1)
+    num_train: int = Field(default=100_000, ge=1)  # fewer rows: the models overfit
+    num_valid: int = Field(default=10_000, ge=1)
+    num_test: int = Field(default=10_000, ge=1)
     num_features: int = Field(default=100, ge=2)  # d
     scale: float = Field(default=1.0, gt=0.0)  # c, the norm of both weight vectors
     num_sines: int = Field(default=10, ge=0)  # m
-    alpha_std: float = Field(default=1.0, ge=0.0)  # α_i ~ N(0, alpha_std²); β_i ~ N(0, 1)
+    alpha_std: float = Field(default=2.0, ge=0.0)  # α_i ~ N(0, alpha_std²); β_i ~ N(0, 1)
     noise_std: float = Field(default=0.1, ge=0.0)  # ε ~ N(0, noise_std²)
     seed: int = 0  # seed of the weight vectors, constants and samples
 

@@ -69,9 +69,10 @@ def synthetic(
     jobs = study.plan_jobs(profile)
     results = run_jobs(study.run_job, jobs, workers, desc="synthetic study", progress=not quiet)
     rows = study.summarize(results)
-    text = study.format_summary(rows)
+    wins = study.paired_wins(results)
+    text = study.format_summary(rows) + "\n\n" + study.format_paired_wins(wins)
     write_json(out / "runs.json", {"profile": dataclasses.asdict(profile), "runs": results})
-    write_json(out / "summary.json", rows)
+    write_json(out / "summary.json", {"summary": rows, "paired_wins": wins})
     (out / "summary.md").write_text(text + "\n")
     loss_curves_figure(study.mean_curves(results), out / "loss_curves.png")
     finals: dict[tuple[str, float], list[float]] = {}

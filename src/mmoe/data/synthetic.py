@@ -37,7 +37,7 @@ class SyntheticTasks:
         num_features: int = 100,
         scale: float = 1.0,
         num_sines: int = 10,
-        alpha_std: float = 1.0,
+        alpha_std: float = 2.0,
         noise_std: float = 0.1,
     ) -> SyntheticTasks:
         """Draw u1 ⟂ u2 (Gram-Schmidt via QR), the weight vectors and the sine constants."""

@@ -6,8 +6,9 @@ thread each beats one process whose matmuls are split across threads.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, TypeVar
@@ -15,6 +16,24 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 Job = TypeVar("Job")
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Children inherit one-thread BLAS/OpenMP settings (NumPy reads them at import)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _single_thread() -> None:
@@ -45,7 +64,10 @@ def run_jobs(
                 bar.update()
             return results
         context = get_context("spawn")  # a clean interpreter: no forked torch thread pools
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
+        with (
+            _single_threaded_children(),
+            ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool,
+        ):
             futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

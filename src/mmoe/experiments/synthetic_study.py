@@ -42,10 +42,11 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile(seeds=4, num_train=10_000, num_test=2_000, epochs=10, batch_size=128,
-                     learning_rate=1e-3, eval_every_steps=100),
-    "full": Profile(seeds=50, num_train=10_000, num_test=2_000, epochs=10, batch_size=128,
-                    learning_rate=1e-3, eval_every_steps=100),
+    # A smoke test of the whole pipeline: too few seeds to show the paper's findings reliably.
+    "quick": Profile(seeds=5, num_train=100_000, num_test=10_000, epochs=10, batch_size=512,
+                     learning_rate=3e-3, eval_every_steps=250),
+    "full": Profile(seeds=20, num_train=100_000, num_test=10_000, epochs=30, batch_size=512,
+                    learning_rate=3e-3, eval_every_steps=250),
 }  # fmt: skip
 
 
@@ -127,6 +128,43 @@ def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "min": round(min(losses), 6), "max": round(max(losses), 6),
             })  # fmt: skip
     return rows
+
+
+def paired_wins(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each correlation and pair of models, on how many seeds the first ends lower.
+
+    Seeds draw the problem (weights, α, β) as well as the data, and problems differ in
+    difficulty, so comparing two models on the same seeds says more than comparing means.
+
+    Example:
+        >>> runs = [{"model": m, "correlation": 0.5, "seed": s, "final_test_loss": v}
+        ...         for m, s, v in [("mmoe", 0, 0.1), ("omoe", 0, 0.2),
+        ...                         ("mmoe", 1, 0.3), ("omoe", 1, 0.2)]]
+        >>> paired_wins(runs)
+        [{'correlation': 0.5, 'lower': 'mmoe', 'higher': 'omoe', 'wins': 1, 'seeds': 2}]
+    """
+    final = {(r["model"], r["correlation"], r["seed"]): r["final_test_loss"] for r in results}
+    models = [m for m in ("mmoe", "omoe", "shared_bottom") if any(k[0] == m for k in final)]
+    rows = []
+    for corr in sorted({k[1] for k in final}, reverse=True):
+        for i, first in enumerate(models):
+            for second in models[i + 1 :]:
+                seeds = [s for (m, c, s) in final if m == first and c == corr
+                         and (second, corr, s) in final]  # fmt: skip
+                wins = sum(final[(first, corr, s)] < final[(second, corr, s)] for s in seeds)
+                rows.append({"correlation": corr, "lower": first, "higher": second,
+                             "wins": wins, "seeds": len(seeds)})  # fmt: skip
+    return rows
+
+
+def format_paired_wins(rows: Sequence[dict[str, Any]]) -> str:
+    from mmoe.experiments.plots import MODEL_LABELS
+
+    lines = ["| correlation | comparison | seeds where the first ends lower |", "|---|---|---|"]
+    for r in rows:
+        names = f"{MODEL_LABELS[r['lower']]} < {MODEL_LABELS[r['higher']]}"
+        lines.append(f"| {r['correlation']} | {names} | {r['wins']} of {r['seeds']} |")
+    return "\n".join(lines)
 
 
 def format_summary(rows: Sequence[dict[str, Any]]) -> str:
