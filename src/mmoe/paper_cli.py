@@ -53,33 +53,31 @@ def synthetic(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/paper-synthetic"),
+    from_runs: Annotated[
+        Path | None,
+        typer.Option(help="Re-summarise a runs.json written earlier instead of training."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Shared-Bottom, OMoE and MMoE at correlations 1.0, 0.9, 0.5 over many seeds (Fig. 4, 5)."""
     import dataclasses
 
-    from mmoe.artifacts import write_json
+    from mmoe.artifacts import read_json
     from mmoe.experiments import synthetic_study as study
     from mmoe.experiments.parallel import run_jobs
-    from mmoe.experiments.plots import final_loss_histograms, loss_curves_figure
 
-    profile = study.PROFILES["quick" if quick else "full"]
-    changes = {"seeds": seeds, "epochs": epochs, "num_train": num_train}
-    profile = dataclasses.replace(profile, **{k: v for k, v in changes.items() if v is not None})
-    jobs = study.plan_jobs(profile)
-    results = run_jobs(study.run_job, jobs, workers, desc="synthetic study", progress=not quiet)
-    rows = study.summarize(results)
-    wins = study.paired_wins(results)
-    text = study.format_summary(rows) + "\n\n" + study.format_paired_wins(wins)
-    write_json(out / "runs.json", {"profile": dataclasses.asdict(profile), "runs": results})
-    write_json(out / "summary.json", {"summary": rows, "paired_wins": wins})
-    (out / "summary.md").write_text(text + "\n")
-    loss_curves_figure(study.mean_curves(results), out / "loss_curves.png")
-    finals: dict[tuple[str, float], list[float]] = {}
-    for r in results:
-        finals.setdefault((r["model"], r["correlation"]), []).append(r["final_test_loss"])
-    final_loss_histograms(finals, out / "final_loss_histograms.png")
-    typer.echo(text)
+    if from_runs is not None:
+        saved = read_json(from_runs)
+        profile, results = study.Profile(**saved["profile"]), saved["runs"]
+    else:
+        profile = study.PROFILES["quick" if quick else "full"]
+        changes = {"seeds": seeds, "epochs": epochs, "num_train": num_train}
+        profile = dataclasses.replace(
+            profile, **{k: v for k, v in changes.items() if v is not None}
+        )
+        jobs = study.plan_jobs(profile)
+        results = run_jobs(study.run_job, jobs, workers, desc="synthetic study", progress=not quiet)
+    typer.echo(study.write_report(results, profile, out))
     typer.echo(f"wrote {out}/summary.md, loss_curves.png, final_loss_histograms.png")
 
 

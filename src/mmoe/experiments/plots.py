@@ -58,17 +58,18 @@ def loss_curves_figure(
     """
     plt = _pyplot()
     correlations = sorted({c for _, c in curves}, reverse=True)
-    fig, axes = plt.subplots(1, len(correlations), figsize=(4 * len(correlations), 3.4))
+    fig, axes = plt.subplots(
+        1, len(correlations), figsize=(4 * len(correlations), 3.4), sharey=True
+    )
     axes = [axes] if len(correlations) == 1 else list(axes)
-    top = max(max(loss) for _, loss in curves.values())
     for ax, corr in zip(axes, correlations, strict=True):
         for (model, c), (steps, loss) in sorted(curves.items()):
             if c == corr:
                 ax.plot(steps, loss, marker=".", label=MODEL_LABELS.get(model, model),
                         color=MODEL_COLORS.get(model))  # fmt: skip
-        ax.set(title=f"correlation {corr}", xlabel="training steps", ylim=(0, top * 1.05))
+        ax.set(title=f"correlation {corr}", xlabel="training steps", yscale="log")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test loss (MSE, mean of both tasks)")
+    axes[0].set_ylabel("held-out loss (MSE, mean of both tasks)")
     axes[0].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -232,3 +233,43 @@ def format_correlation_curve(rows: Sequence[dict[str, float]]) -> str:
     lines = ["| cosine | label correlation (mean) | std over seeds |", "|---|---|---|"]
     lines += [f"| {r['cosine']:.2f} | {r['mean']:.4f} | {r['std']:.4f} |" for r in rows]
     return "\n".join(lines)
+
+
+def format_curve_table(results: Sequence[dict[str, Any]], points: int = 4) -> str:
+    """Median held-out loss at ``points`` evenly spaced evaluations along training."""
+    from mmoe.experiments.plots import MODEL_LABELS
+
+    steps = [int(s) for s, _ in results[0]["curve"]]
+    picked = [steps[round((len(steps) - 1) * (i + 1) / points)] for i in range(points)]
+    lines = ["| model | correlation | " + " | ".join(f"step {s}" for s in picked) + " |"]
+    lines.append("|---|---|" + "---|" * points)
+    for model in MODELS:
+        for corr in sorted({r["correlation"] for r in results}, reverse=True):
+            curves = [dict((int(s), v) for s, v in r["curve"]) for r in results
+                      if r["model"] == model and r["correlation"] == corr]  # fmt: skip
+            if curves:
+                cells = [f"{statistics.median(c[s] for c in curves):.4f}" for s in picked]
+                lines.append(f"| {MODEL_LABELS[model]} | {corr} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(results: Sequence[dict[str, Any]], profile: Profile, out: Path) -> str:
+    """Write runs, summaries and figures into ``out``; return the markdown summary."""
+    from mmoe.artifacts import write_json
+    from mmoe.experiments.plots import final_loss_histograms, loss_curves_figure
+
+    rows, wins = summarize(results), paired_wins(results)
+    text = "\n\n".join([
+        "Final test loss (MSE, mean of both tasks) over seeds:\n\n" + format_summary(rows),
+        "Paired by seed (same problem and data):\n\n" + format_paired_wins(wins),
+        "Median held-out loss along training:\n\n" + format_curve_table(results),
+    ])  # fmt: skip
+    write_json(out / "runs.json", {"profile": asdict(profile), "runs": list(results)})
+    write_json(out / "summary.json", {"summary": rows, "paired_wins": wins})
+    (out / "summary.md").write_text(text + "\n")
+    loss_curves_figure(mean_curves(results), out / "loss_curves.png")
+    finals: dict[tuple[str, float], list[float]] = {}
+    for r in results:
+        finals.setdefault((r["model"], r["correlation"]), []).append(r["final_test_loss"])
+    final_loss_histograms(finals, out / "final_loss_histograms.png")
+    return text
