@@ -169,7 +169,13 @@ def tune(
     from mmoe.artifacts import write_json
     from mmoe.experiments.census_tables import METHODS, TASKS, config_path
     from mmoe.experiments.parallel import run_jobs
-    from mmoe.experiments.tuning import best_trial, format_search, run_trial, sample_trials
+    from mmoe.experiments.tuning import (
+        SEARCH_PATIENCE,
+        best_trial,
+        format_search,
+        run_trial,
+        sample_trials,
+    )
 
     if group not in (1, 2):
         raise ConfigError(f"--group must be 1 or 2, not {group}")
@@ -185,11 +191,19 @@ def tune(
     best = best_trial(results, main)
     out = out or root / "tuning"
     name = config.stem
+    # The record sits beside the configs: name the config relative to them, not this machine.
+    results = [{**r, "config": f"census/{config.name}"} for r in results]
     write_json(out / f"{name}.json", {"search_seed": search_seed, "trials": results})
     table = format_search(results, main)
+    command = (
+        f"mmoe paper tune --group {group} --method {method} --data-dir DIR --trials {trials} "
+        f"--search-seed {search_seed} --max-epochs {max_epochs}"
+    )
     (out / f"{name}.md").write_text(
         f"# Search for {name}\n\n{trials} trials, search seed {search_seed}, selected on the "
-        f"validation AUC of {main}.\n\n{table}\n"
+        f"validation AUC of {main}; each trial trains once (training.seed 0) for at most "
+        f"{max_epochs} epochs, stopping after {SEARCH_PATIENCE} epochs without a better "
+        f"validation AUC. The test split is never used.\n\nRerun: `{command}`\n\n{table}\n"
     )
     typer.echo(table)
     sets = " ".join(f"--set {o}" for o in best["overrides"]) or "(the config as shipped)"
