@@ -78,6 +78,7 @@ DISTRIBUTIONS = {"mmoe": "mmoe", "deepctr": "deepctr-torch", "rechub": "torch-re
 
 SEED = 0
 THREADS = 2
+EMBEDDING_DIM = 4
 NUM_EXPERTS = 8
 EXPERT_HIDDEN = [16]
 TOWER_HIDDEN = [8]
@@ -98,7 +99,8 @@ def prepare(data_dir: Path, rows: int | None, out: Path) -> dict[str, Any]:
     import mmoe
     from mmoe.data.census import load_census
 
-    config = mmoe.load_config(CONFIG)
+    # The issue's configuration, not the tuned one the YAML ships: embeddings of width 4.
+    config = mmoe.load_config(CONFIG, [f"features.embedding_dim={EMBEDDING_DIM}"])
     train, valid, test = load_census(data_dir, split_seed=SEED)
     if rows is not None and rows < train.num_rows:
         keep = np.sort(np.random.default_rng(SEED).choice(train.num_rows, rows, replace=False))
@@ -602,6 +604,7 @@ def coordinate(args: argparse.Namespace) -> None:
         "torch_threads": THREADS,
         "configuration": {
             "config": str(CONFIG.relative_to(REPO_ROOT)),
+            "embedding_dim": EMBEDDING_DIM,
             "num_experts": NUM_EXPERTS,
             "expert_hidden": EXPERT_HIDDEN,
             "tower_hidden": TOWER_HIDDEN,
