@@ -65,3 +65,6 @@ def test_commands_end_to_end(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 1000
     assert "| MMoE | 0.5 | 2 |" in out
     assert "| 0.5 | MMoE < OMoE |" in out and " of 2 |" in out
+    effect = json.loads((tmp_path / "summary.json").read_text())["correlation_effect"]
+    assert len(effect) == 9 and all(r["seeds"] == 2 for r in effect)  # 3 models x 3 pairs
+    assert "| OMoE | 0.5 vs 1.0 |" in out

@@ -158,6 +158,44 @@ def paired_wins(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def correlation_effect(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model and pair of correlations, on how many seeds the lower correlation ends higher.
+
+    A seed draws the same directions u1, u2, constants α, β and inputs at every correlation, so
+    the pair differs only in the cosine of the task weights: this asks whether less related
+    tasks cost each model loss, seed by seed.
+
+    Example:
+        >>> runs = [{"model": "omoe", "correlation": c, "seed": s, "final_test_loss": v}
+        ...         for c, s, v in [(1.0, 0, 0.1), (0.5, 0, 0.2), (1.0, 1, 0.3), (0.5, 1, 0.2)]]
+        >>> correlation_effect(runs)
+        [{'model': 'omoe', 'higher': 1.0, 'lower': 0.5, 'wins': 1, 'seeds': 2}]
+    """
+    final = {(r["model"], r["correlation"], r["seed"]): r["final_test_loss"] for r in results}
+    rows = []
+    for model in MODELS:
+        corrs = sorted({c for (m, c, _) in final if m == model}, reverse=True)
+        for i, high in enumerate(corrs):
+            for low in corrs[i + 1 :]:
+                seeds = [s for (m, c, s) in final if m == model and c == high
+                         and (model, low, s) in final]  # fmt: skip
+                wins = sum(final[(model, low, s)] > final[(model, high, s)] for s in seeds)
+                rows.append({"model": model, "higher": high, "lower": low,
+                             "wins": wins, "seeds": len(seeds)})  # fmt: skip
+    return rows
+
+
+def format_correlation_effect(rows: Sequence[dict[str, Any]]) -> str:
+    from mmoe.experiments.plots import MODEL_LABELS
+
+    lines = ["| model | correlations | seeds where the lower correlation ends higher |",
+             "|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {MODEL_LABELS[r['model']]} | {r['lower']} vs {r['higher']} "
+                     f"| {r['wins']} of {r['seeds']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def format_paired_wins(rows: Sequence[dict[str, Any]]) -> str:
     from mmoe.experiments.plots import MODEL_LABELS
 
@@ -259,13 +297,19 @@ def write_report(results: Sequence[dict[str, Any]], profile: Profile, out: Path)
     from mmoe.experiments.plots import final_loss_histograms, loss_curves_figure
 
     rows, wins = summarize(results), paired_wins(results)
+    effect = correlation_effect(results)
     text = "\n\n".join([
         "Final test loss (MSE, mean of both tasks) over seeds:\n\n" + format_summary(rows),
         "Paired by seed (same problem and data):\n\n" + format_paired_wins(wins),
+        "Paired by seed across correlations (same directions, α, β and inputs):\n\n"
+        + format_correlation_effect(effect),
         "Median held-out loss along training:\n\n" + format_curve_table(results),
     ])  # fmt: skip
     write_json(out / "runs.json", {"profile": asdict(profile), "runs": list(results)})
-    write_json(out / "summary.json", {"summary": rows, "paired_wins": wins})
+    write_json(
+        out / "summary.json",
+        {"summary": rows, "paired_wins": wins, "correlation_effect": effect},
+    )
     (out / "summary.md").write_text(text + "\n")
     loss_curves_figure(mean_curves(results), out / "loss_curves.png")
     finals: dict[tuple[str, float], list[float]] = {}
