@@ -98,3 +98,18 @@ class FusedAdam:
             amsgrad=False,
             maximize=False,
         )
+
+
+def make_adam(
+    params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0
+) -> FusedAdam | torch.optim.Optimizer:
+    """:class:`FusedAdam` for float32 CPU parameters (mmoe's models), ``torch.optim.Adam`` else.
+
+    Example:
+        >>> type(make_adam(nn.Linear(2, 1).parameters(), lr=1e-3)).__name__
+        'FusedAdam'
+    """
+    params = [p for p in params if p.requires_grad]
+    if all(p.dtype == torch.float32 and p.device.type == "cpu" for p in params):
+        return FusedAdam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

@@ -25,7 +25,7 @@ from mmoe.models.base import MultiTaskModel
 from mmoe.training.evaluation import evaluate
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.metrics import is_better
-from mmoe.training.optim import FusedAdam
+from mmoe.training.optim import make_adam
 
 
 @dataclass
@@ -93,7 +93,7 @@ def fit(
     task_names = [t.name for t in tasks]
     generator = torch.Generator().manual_seed(config.seed)
     # One fused kernel for all parameters; the same updates as torch.optim.Adam(fused=True).
-    optimizer = FusedAdam(
+    optimizer = make_adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     loss_fn = MultiTaskLoss(tasks)
