@@ -69,6 +69,10 @@ class FeatureEmbedding(nn.Module):
             features = [i for i, d in enumerate(spec.embedding_dims) if d == width]
             sizes = [spec.cardinalities[i] for i in features]
             offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+            # int32 codes plus int32 offsets stay int32 (no per-step cast); index_select and
+            # bincount take int32 indices.
+            if sum(sizes) < 2**31:
+                offsets = offsets.to(torch.int32)
             self.register_buffer(f"offsets_{width}", offsets, persistent=False)
             self.register_buffer(f"features_{width}", torch.tensor(features), persistent=False)
             # Small embeddings, as in most CTR libraries; see EMBEDDING_INIT_STD.
@@ -84,31 +88,36 @@ class FeatureEmbedding(nn.Module):
             cols = categorical
             if not self._identity_order:
                 cols = categorical.index_select(1, getattr(self, f"features_{width}"))
-            rows = (cols + getattr(self, f"offsets_{width}")).reshape(-1)  # (B * Fw,)
-            vectors = _TableLookup.apply(table, rows)  # (B * Fw, width)
-            parts.append(vectors.view(cols.shape[0], cols.shape[1] * width))
+            codes = cols + getattr(self, f"offsets_{width}")  # (B, Fw) rows of the table
+            parts.append(_TableLookup.apply(table, codes))  # (B, Fw * width)
         parts.append(numeric)
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 class _TableLookup(torch.autograd.Function):
-    """``table[rows]`` whose backward sums gradients with ``bincount`` per embedding column.
+    """``table[codes]`` laid out ``(B, F * W)``; its backward sums gradients with ``bincount``.
 
-    The default backward of a row gather (a scatter-add of ``B * F`` short rows) is the largest
-    single cost of a census training step; ``width`` weighted bincounts over the rows compute the
-    same sums in about half the time, deterministically.
+    ``codes`` is ``(B, F)`` (row numbers of a ``(V, W)`` table). The default backward of a row
+    gather (a scatter-add of ``B * F`` short rows) is the largest single cost of a census training
+    step; ``W`` weighted bincounts over the rows, one per embedding column, compute the same sums
+    in about half the time, deterministically. The incoming gradient is usually a column slice of
+    the concatenated input's gradient: it is copied once, straight into the column-major layout
+    the bincounts read.
     """
 
     @staticmethod
-    def forward(ctx: Any, table: Tensor, rows: Tensor) -> Tensor:
+    def forward(ctx: Any, table: Tensor, codes: Tensor) -> Tensor:
+        rows = codes.reshape(-1)  # (B * F,)
         ctx.save_for_backward(rows)
-        ctx.num_rows = table.shape[0]
-        return table.index_select(0, rows)
+        ctx.num_rows, ctx.width = table.shape
+        return table.index_select(0, rows).view(codes.shape[0], -1)  # (B, F * W)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (rows,) = ctx.saved_tensors
-        columns = grad.t()  # (width, B * F): each row contiguous for bincount
+        width = ctx.width
+        # (B, F * W) -> (W, B * F) in one copy: row w holds column w of every looked-up vector.
+        columns = grad.unflatten(1, (-1, width)).permute(2, 0, 1).contiguous().view(width, -1)
         sums = [torch.bincount(rows, weights=c, minlength=ctx.num_rows) for c in columns]
         return torch.stack(sums, dim=1).to(grad.dtype), None
 
