@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from census_model import benchmark_config
 
-from mmoe.config import TrainingConfig, load_config
+from mmoe.config import TrainingConfig
 from mmoe.data.batch import Batch
 from mmoe.data.sources import load_splits
 from mmoe.features import Preprocessor, TaskSpec
@@ -39,12 +40,6 @@ from mmoe.models import MMoE
 from mmoe.training.trainer import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARK_MODEL = [
-    "features.embedding_dim=4",
-    "model.num_experts=8",
-    "model.expert_hidden=[16]",
-    "model.tower_hidden=[8]",
-]
 ROWS_PER_POINT = 100_000  # training rows per measured epoch
 
 
@@ -104,12 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    # The benchmark configuration (embeddings of width 4, 8 experts x [16], towers [8]), not
-    # the tuned sizes the YAML ships.
-    config = load_config(
-        ROOT / "configs/census/group1-mmoe.yaml",
-        [f"data.data_dir={args.data_dir}", *BENCHMARK_MODEL],
-    )
+    config = benchmark_config(args.data_dir)
     splits = load_splits(config.data)
     pre = Preprocessor(config.features, config.tasks).fit(splits.train)
     data = pre.transform(splits.train).slice(0, ROWS_PER_POINT)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from census_model import benchmark_config
 
-from mmoe.config import load_config
 from mmoe.data.sources import load_splits
 from mmoe.features import Preprocessor
 from mmoe.layers import mix_experts
@@ -27,12 +27,6 @@ from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import FusedAdam
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARK_MODEL = [
-    "features.embedding_dim=4",
-    "model.num_experts=8",
-    "model.expert_hidden=[16]",
-    "model.tower_hidden=[8]",
-]
 
 
 def median_ms(fn: Callable[[], object], repeats: int = 7, inner: int = 50) -> float:
@@ -61,12 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    # The benchmark configuration (embeddings of width 4, 8 experts x [16], towers [8]), not
-    # the tuned sizes the YAML ships.
-    config = load_config(
-        ROOT / "configs/census/group1-mmoe.yaml",
-        [f"data.data_dir={args.data_dir}", *BENCHMARK_MODEL],
-    )
+    config = benchmark_config(args.data_dir)
     train = load_splits(config.data).train
     pre = Preprocessor(config.features, config.tasks).fit(train)
     data = pre.transform(train)

@@ -48,9 +48,8 @@ class FusedAdam:
         weight_decay: float = 0.0,
     ) -> None:
         self.params = [p for p in params if p.requires_grad]
-        for p in self.params:
-            if p.dtype != torch.float32 or p.device.type != "cpu":
-                raise ValueError("FusedAdam takes float32 CPU parameters; use torch.optim.Adam")
+        if not all(map(_fusable, self.params)):
+            raise ValueError("FusedAdam takes float32 CPU parameters; use torch.optim.Adam")
         self.lr = lr
         self.betas = betas
         self.eps = eps
@@ -110,6 +109,10 @@ def make_adam(
         'FusedAdam'
     """
     params = [p for p in params if p.requires_grad]
-    if all(p.dtype == torch.float32 and p.device.type == "cpu" for p in params):
+    if all(map(_fusable, params)):
         return FusedAdam(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _fusable(p: Tensor) -> bool:
+    return p.dtype == torch.float32 and p.device.type == "cpu"
