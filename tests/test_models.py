@@ -15,7 +15,7 @@ import mmoe
 from mmoe.config import parse_config
 from mmoe.data.batch import Batch
 from mmoe.data.sources import load_splits
-from mmoe.layers import FeatureEmbedding, Gates, InputSpec, ParallelMLP
+from mmoe.layers import FeatureEmbedding, Gates, InputSpec, ParallelMLP, mix_experts
 from mmoe.models import ARCHITECTURES, MMoE, build_model
 
 SPEC = InputSpec(cardinalities=(5, 7, 3), embedding_dims=(4, 4, 2), num_numeric=6)
@@ -194,6 +194,45 @@ def test_fused_embedding_gradient_equals_the_default_gather_backward():
         (looked * weights[:, start : start + looked.shape[1]]).sum().backward()
         reference.append(leaf.grad)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours, reference, strict=True))
+
+
+@pytest.mark.parametrize(("num_gates", "width"), [(1, 5), (2, 5), (3, 5), (5, 30)])
+def test_mix_experts_gradients_equal_autograds_bmm(num_gates, width):
+    """Both paths of ``mix_experts`` (elementwise backward below the bmm size limit, plain bmm
+    above it) give autograd's values and gradients, in float64 to tight tolerance."""
+    torch.manual_seed(0)
+    gates = torch.softmax(torch.randn(6, num_gates, 4, dtype=torch.float64), -1)
+    experts = torch.randn(6, 4, width, dtype=torch.float64)
+    upstream = torch.randn(6, num_gates, width, dtype=torch.float64)
+    results = []
+    for fn in (mix_experts, torch.bmm):
+        g, e = gates.clone().requires_grad_(), experts.clone().requires_grad_()
+        out = fn(g, e)
+        out.backward(upstream)
+        results.append((out.detach(), g.grad, e.grad))
+    for ours, reference in zip(*results, strict=True):
+        assert torch.allclose(ours, reference, atol=1e-12)
+    g = gates.clone().requires_grad_()
+    e = experts.clone().requires_grad_()
+    assert torch.autograd.gradcheck(mix_experts, (g, e))
+
+
+def test_first_layer_weights_are_stored_side_by_side():
+    """The shared-input GEMM reads the first layer as a view, and its gradient needs no copy;
+    shape, values and the saved state are those of a plain (n, D, H) tensor."""
+    torch.manual_seed(0)
+    bound = (6 / (5 + 2)) ** 0.5  # Glorot-uniform
+    plain = torch.empty(3, 5, 2).uniform_(-bound, bound)
+    torch.manual_seed(0)
+    block = ParallelMLP(n=3, in_dim=5, hidden=[2, 4])
+    w = block.weights[0]
+    assert w.shape == (3, 5, 2) and torch.equal(w, plain)  # same draws as the plain layout
+    assert w.permute(1, 0, 2).is_contiguous()
+    block(torch.randn(7, 5)).sum().backward()
+    assert w.grad is not None and w.grad.stride() == w.stride()
+    copy = ParallelMLP(n=3, in_dim=5, hidden=[2, 4])
+    copy.load_state_dict({k: v.contiguous() for k, v in block.state_dict().items()})
+    assert torch.equal(copy.weights[0], w) and copy.weights[0].stride() == w.stride()
 
 
 def test_mmoe_matches_the_paper_formula():
