@@ -177,7 +177,7 @@ def test_fused_embedding_equals_separate_tables():
 
 
 def test_fused_embedding_gradient_equals_the_default_gather_backward():
-    """The bincount backward sums the same gradients as autograd's own scatter-add."""
+    """The scatter_add_ backward sums the same gradients as autograd's own scatter-add."""
     emb = FeatureEmbedding(SPEC)
     batch = random_batch(64)
     weights = torch.randn(64, SPEC.output_dim)

