@@ -12,6 +12,7 @@ from mmoe.config import RunConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/census/group1-mmoe.yaml"
+DEFAULT_DATA_DIR = ROOT.parent / "shared/data/census-income"
 BENCHMARK_MODEL = [
     "features.embedding_dim=4",
     "model.num_experts=8",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from census_model import benchmark_config
+from census_model import DEFAULT_DATA_DIR, ROOT, benchmark_config
 
 from mmoe.config import TrainingConfig
 from mmoe.data.batch import Batch
@@ -39,7 +39,6 @@ from mmoe.layers import InputSpec
 from mmoe.models import MMoE
 from mmoe.training.trainer import fit
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS_PER_POINT = 100_000  # training rows per measured epoch
 
 
@@ -93,7 +92,7 @@ def with_tasks(batch: Batch, tasks: int) -> Batch:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/census-income"))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = parser.parse_args()

@@ -14,10 +14,9 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from census_model import benchmark_config
+from census_model import DEFAULT_DATA_DIR, benchmark_config
 
 from mmoe.data.sources import load_splits
 from mmoe.features import Preprocessor
@@ -25,8 +24,6 @@ from mmoe.layers import mix_experts
 from mmoe.models import build_model
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import FusedAdam
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def median_ms(fn: Callable[[], object], repeats: int = 7, inner: int = 50) -> float:
@@ -48,7 +45,7 @@ def backward_of(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/census-income"))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--no-profile", action="store_true", help="skip the operator table")

@@ -115,19 +115,16 @@ def fit(
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
                 # Gathering each batch costs less memory than a shuffled copy of the whole split.
-                rows = order[start : start + config.batch_size]
-                logits, _ = model.compute(
-                    train.categorical.index_select(0, rows), train.numeric.index_select(0, rows)
-                )
-                labels = train.labels.index_select(0, rows)
-                mask = None if complete else train.label_mask.index_select(0, rows)
-                total, per_task = loss_fn(logits, labels, mask)
+                batch = train.take(order[start : start + config.batch_size])
+                logits, _ = model.compute(batch.categorical, batch.numeric)
+                mask = None if complete else batch.label_mask
+                total, per_task = loss_fn(logits, batch.labels, mask)
                 optimizer.zero_grad()
                 total.backward()
                 optimizer.step()
                 running += per_task.detach()
                 running_steps += 1
-                running_rows += len(rows)
+                running_rows += len(batch)
                 result.steps += 1
                 bar.update()
                 if result.steps % eval_every and result.steps != total_steps:
