@@ -40,11 +40,11 @@ def main() -> None:
 
     import torch
 
-    from mmoe.artifacts import TrainedModel
     from mmoe.config import load_config
+    from mmoe.data.preprocessor import Preprocessor
     from mmoe.data.sources import load_splits
-    from mmoe.features import Preprocessor
     from mmoe.models import build_model
+    from mmoe.predictor import TrainedModel
     from mmoe.training.evaluation import evaluate
     from mmoe.training.trainer import fit
 

@@ -147,7 +147,7 @@ class Data:
     def load(cls, path: Path) -> Data:
         import numpy as np
 
-        from mmoe.features import Preprocessor
+        from mmoe.data.preprocessor import Preprocessor
 
         with np.load(path) as f:
             splits = {
@@ -209,7 +209,7 @@ def train_mmoe(data: Data, epochs: int) -> Trained:
     import mmoe
     from mmoe.config import TrainingConfig
     from mmoe.data.batch import Batch
-    from mmoe.training.evaluation import predict_logits
+    from mmoe.inference import predict_logits
     from mmoe.training.trainer import fit
 
     pre = mmoe.Preprocessor.from_dict(data.preprocessor_state)

@@ -33,10 +33,10 @@ from census_model import DEFAULT_DATA_DIR, ROOT, benchmark_config
 
 from mmoe.config import TrainingConfig
 from mmoe.data.batch import Batch
+from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
-from mmoe.features import Preprocessor, TaskSpec
-from mmoe.layers import InputSpec
 from mmoe.models import MMoE
+from mmoe.specs import InputSpec, TaskSpec
 from mmoe.training.trainer import fit
 
 ROWS_PER_POINT = 100_000  # training rows per measured epoch

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from census_model import DEFAULT_DATA_DIR, benchmark_config
 
+from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
-from mmoe.features import Preprocessor
 from mmoe.layers import mix_experts
 from mmoe.models import build_model
 from mmoe.training.losses import MultiTaskLoss
@@ -69,7 +69,7 @@ def main() -> None:
     mixed = mix_experts(gates, experts).detach().requires_grad_()
 
     def step() -> None:
-        logits, _ = model.compute(cat, num)
+        logits = model(cat, num)
         total, _ = loss_fn(logits, batch.labels, batch.label_mask)
         optimizer.zero_grad()
         total.backward()

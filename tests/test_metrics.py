@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mmoe.features import TaskSpec
+from mmoe.specs import TaskSpec
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.metrics import is_better, log_loss_from_logits, roc_auc, task_metrics
 

@@ -28,7 +28,7 @@ ARCHS = list(ARCHITECTURES)
 
 
 def make(name: str, tasks=("a", "b"), seed: int = 0, **sizes):
-    config_class, _ = ARCHITECTURES[name]
+    config_class = ARCHITECTURES[name].config_class
     torch.manual_seed(seed)
     config = config_class(**{**TINY.get(name, {}), **sizes})
     return build_model(config, SPEC, list(tasks))
@@ -45,11 +45,14 @@ def random_batch(n: int = 64, seed: int = 1) -> Batch:
 def test_output_keys_and_shapes(name, tasks):
     model = make(name, tasks)
     batch = random_batch(17)
-    out = model(batch)
+    out = model.task_outputs(batch)
     assert list(out) == list(tasks)
     assert all(v.shape == (17,) and v.dtype == torch.float32 for v in out.values())
-    out2, gates = model(batch, return_gates=True)
-    assert all(torch.equal(out[k], out2[k]) for k in tasks)
+    logits = model(batch.categorical, batch.numeric)  # the tensor entry point: (B, T)
+    assert logits.shape == (17, len(tasks))
+    logits2, gates = model(batch.categorical, batch.numeric, return_gates=True)
+    assert torch.equal(logits, logits2)
+    assert all(torch.equal(out[k], logits[:, i]) for i, k in enumerate(tasks))
     if model.has_gates:
         experts = TINY[name]["num_experts"]
         assert gates.shape == (17, len(tasks), experts)
@@ -64,7 +67,7 @@ def test_gradients_reach_every_expert_gate_and_tower(name):
     model = make(name, ("a", "b", "c"))
     batch = random_batch(256)
     targets = torch.rand(256, 3, generator=torch.Generator().manual_seed(3)).round()
-    logits, _ = model.compute(batch.categorical, batch.numeric)
+    logits = model(batch.categorical, batch.numeric)
     F.binary_cross_entropy_with_logits(logits, targets).backward()
     for module_name, module in model.named_modules():
         if isinstance(module, ParallelMLP):
@@ -82,7 +85,7 @@ def test_gradients_reach_every_expert_gate_and_tower(name):
 def test_same_seed_same_model_and_output(name):
     batch = random_batch()
     a, b, c = make(name, seed=5), make(name, seed=5), make(name, seed=6)
-    za, zb, zc = (m.compute(batch.categorical, batch.numeric)[0] for m in (a, b, c))
+    za, zb, zc = (m(batch.categorical, batch.numeric) for m in (a, b, c))
     assert torch.equal(za, zb)
     assert not torch.equal(za, zc)
 
@@ -253,26 +256,26 @@ def test_mmoe_matches_the_paper_formula():
         tw, tb = model.towers.weights, model.towers.biases
         h = F.relu(mixed @ tw[0][k] + tb[0][k])
         logits.append((h @ tw[1][k] + tb[1][k])[:, 0])
-    got, gates = model.compute(batch.categorical, batch.numeric, return_gates=True)
+    got, gates = model(batch.categorical, batch.numeric, return_gates=True)
     assert torch.allclose(got, torch.stack(logits, dim=1), atol=1e-5)
     assert torch.allclose(gates[:, 0], torch.softmax(x @ w_gate[:, :, 0] + b_gate[:, 0], -1))
 
 
 def test_omoe_uses_one_gate_for_every_task():
     model = make("omoe", ("a", "b", "c"))
-    _, gates = model.compute(*random_batch(8)._tensors()[:2], return_gates=True)
+    _, gates = model(*random_batch(8)._tensors()[:2], return_gates=True)
     assert torch.equal(gates[:, 0], gates[:, 1]) and torch.equal(gates[:, 0], gates[:, 2])
 
 
 def test_mmoe_gates_differ_between_tasks():
     model = make("mmoe", ("a", "b"))
-    _, gates = model.compute(*random_batch(8)._tensors()[:2], return_gates=True)
+    _, gates = model(*random_batch(8)._tensors()[:2], return_gates=True)
     assert not torch.allclose(gates[:, 0], gates[:, 1])
 
 
 def test_gate_hidden_layer_is_an_option():
     model = make("mmoe", ("a", "b"), gate_hidden=[6])
-    _, gates = model.compute(*random_batch(8)._tensors()[:2], return_gates=True)
+    _, gates = model(*random_batch(8)._tensors()[:2], return_gates=True)
     assert gates.shape == (8, 2, 4)
     assert torch.allclose(gates.sum(-1), torch.ones(8, 2))
 

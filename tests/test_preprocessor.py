@@ -12,8 +12,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from mmoe.data.census import CENSUS_NUMERIC
+from mmoe.data.preprocessor import Preprocessor
 from mmoe.errors import DataError
-from mmoe.features import FeaturesConfig, Preprocessor, TaskSpec
+from mmoe.specs import FeaturesConfig, TaskSpec
 
 CATEGORICAL = ["class of worker", "education", "hispanic origin", "detailed industry recode",
                "migration code-change in msa", "state of previous residence"]  # fmt: skip

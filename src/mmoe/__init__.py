@@ -21,15 +21,16 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "mmoe.training.run",
     "Run": "mmoe.training.run",
-    "load": "mmoe.artifacts",
-    "TrainedModel": "mmoe.artifacts",
+    "load": "mmoe.predictor",
+    "TrainedModel": "mmoe.predictor",
+    "Trainer": "mmoe.training.trainer",
     "RunConfig": "mmoe.config",
     "load_config": "mmoe.config",
-    "FeaturesConfig": "mmoe.features",
-    "TaskSpec": "mmoe.features",
-    "Preprocessor": "mmoe.features",
+    "FeaturesConfig": "mmoe.specs",
+    "TaskSpec": "mmoe.specs",
+    "Preprocessor": "mmoe.data.preprocessor",
     "Batch": "mmoe.data.batch",
-    "InputSpec": "mmoe.layers",
+    "InputSpec": "mmoe.specs",
     "SharedBottom": "mmoe.models",
     "OMoE": "mmoe.models",
     "MMoE": "mmoe.models",
@@ -56,6 +57,7 @@ __all__ = [
     "SharedBottom",
     "TaskSpec",
     "TrainedModel",
+    "Trainer",
     "build_model",
     "load",
     "load_config",
@@ -63,14 +65,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mmoe.artifacts import TrainedModel, load
     from mmoe.config import RunConfig, load_config
     from mmoe.data.batch import Batch
+    from mmoe.data.preprocessor import Preprocessor
     from mmoe.errors import ArtifactError, ConfigError, DataError, MmoeError
-    from mmoe.features import FeaturesConfig, Preprocessor, TaskSpec
-    from mmoe.layers import InputSpec
     from mmoe.models import MMoE, OMoE, SharedBottom, build_model
+    from mmoe.predictor import TrainedModel, load
+    from mmoe.specs import FeaturesConfig, InputSpec, TaskSpec
     from mmoe.training.run import Run, train
+    from mmoe.training.trainer import Trainer
 
 
 def __getattr__(name: str) -> Any:

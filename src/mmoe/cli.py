@@ -6,7 +6,6 @@ Errors caused by input (a config typo, a missing column, a corrupt run directory
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from mmoe.errors import DataError, MmoeError
+from mmoe.io import dumps
 from mmoe.paper_cli import paper_app
 
 app = typer.Typer(
@@ -41,19 +41,45 @@ def train(
         typer.Option("--out", "-o", help="Run directory to create (default: runs/NAME-TIME)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue from the last checkpoint in OUT.partial (same config)."),
+    ] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train with N processes on this machine (DistributedDataParallel through "
+            "torchrun: gloo on CPU, NCCL on GPUs).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics as JSON on stdout (progress: stderr).")
+    ] = False,
 ) -> None:
-    """Train a model from CONFIG and save it as a run directory; print per-task metrics."""
+    """Train a model from CONFIG and save it as a run directory; print per-task metrics.
+
+    Progress and per-evaluation lines go to stderr; stdout holds only the result. A checkpoint
+    is written at every evaluation (and every training.checkpoint_every_steps) into
+    OUT.partial/checkpoint; Ctrl-C or SIGTERM writes one and says how to --resume.
+    """
+    from mmoe.training.distributed import launched_by_torchrun
     from mmoe.training.run import default_run_dir, resolve_config
     from mmoe.training.run import train as run_training
 
     cfg = resolve_config(config, set_ or [])
     out = out or default_run_dir(cfg)
-    run = run_training(cfg, out, progress=not quiet, overwrite=overwrite)
+    if nproc is not None and nproc > 1 and not launched_by_torchrun():
+        _relaunch_with_torchrun(nproc, out)
+        return
+    run = run_training(cfg, out, progress=not quiet, overwrite=overwrite, resume=resume)
+    if not run.metrics:  # a rank other than 0 of a data-parallel run: rank 0 reports
+        return
     splits = {k: run.metrics[k] for k in ("valid", "test") if k in run.metrics}
     if as_json:
-        typer.echo(json.dumps({"run_dir": str(out), **run.metrics}, indent=1))
+        typer.echo(dumps({"run_dir": str(out), **run.metrics}))
         return
     typer.echo(format_metrics(splits))
     seconds = run.metrics["seconds"]
@@ -73,7 +99,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Print per-task metrics of a trained model on labelled DATA."""
-    from mmoe.artifacts import load
+    from mmoe.predictor import load
 
     trained = load(run_dir)
     if data in SPLITS and not Path(data).exists():
@@ -84,7 +110,7 @@ def evaluate(
         table = _existing(data)
     metrics = trained.evaluate(table)
     if as_json:
-        typer.echo(json.dumps(metrics, indent=1))
+        typer.echo(dumps(metrics))
     else:
         typer.echo(format_metrics({Path(data).name: metrics}))
 
@@ -104,9 +130,9 @@ def predict(
     """Write one column per task: the probability (binary) or the value (regression)."""
     import pyarrow as pa
 
-    from mmoe.artifacts import load
     from mmoe.data.sources import read_any
     from mmoe.data.tables import column, write_table
+    from mmoe.predictor import load
 
     trained = load(run_dir)
     table = read_any(_existing(input_), trained.config.data)
@@ -119,6 +145,39 @@ def predict(
     out = pa.table({**kept, **{c: predictions[c].to_numpy() for c in predictions.columns}})
     write_table(out, output)
     typer.echo(f"wrote {out.num_rows} rows × {len(trained.task_names)} tasks to {output}")
+
+
+def _relaunch_with_torchrun(nproc: int, out: Path) -> None:
+    """Run this same ``mmoe train`` command as ``nproc`` processes under torch's launcher."""
+    import subprocess
+
+    args = sys.argv[1:]
+    kept: list[str] = []
+    skip = False
+    for arg in args:  # drop --nproc N / --nproc=N; pin --out so every rank agrees on it
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if not arg.startswith("--nproc="):
+            kept.append(arg)
+    if not any(a in ("--out", "-o") or a.startswith("--out=") for a in kept):
+        kept += ["--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "mmoe",
+        *kept,
+    ]
+    code = subprocess.call(command)
+    if code:
+        sys.exit(code)
 
 
 def format_metrics(by_split: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -145,7 +204,7 @@ def format_metrics(by_split: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None or value != value else f"{value:.4f}"  # NaN: "-" too
 
 
 def _existing(path: str) -> str:
@@ -161,7 +220,7 @@ def main() -> None:
     except MmoeError as exc:
         message = " ".join(str(exc).split())
         typer.echo(f"error: {message}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)

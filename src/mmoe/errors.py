@@ -21,3 +21,14 @@ class DataError(MmoeError):
 
 class ArtifactError(MmoeError):
     """A run directory is missing a file, or a file in it is corrupt or of an unknown version."""
+
+
+class TrainingInterrupted(MmoeError):
+    """Training stopped on a signal (SIGINT, SIGTERM) after writing a checkpoint.
+
+    ``exit_code`` follows the shell's convention, 128 + the signal number (130 for Ctrl-C).
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

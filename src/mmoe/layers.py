@@ -12,40 +12,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmoe.specs import InputSpec
+
 #: Standard deviation of the initial embedding vectors. Measured on census group 1 (MMoE,
 #: Adam 1e-3, batch 1024, 2 seeds): N(0, 1) embeddings reach test income AUC 0.937 after 3
 #: epochs and 0.944 after 10; N(0, 0.05²) with Glorot layers reach 0.942 and 0.946.
 EMBEDDING_INIT_STD = 0.05
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a fitted preprocessor tells a model about its inputs (plain data, no shared objects).
-
-    Args:
-        cardinalities: vocabulary size of each categorical feature, index 0 (unknown) included.
-        embedding_dims: embedding width of each categorical feature.
-        num_numeric: number of numeric feature columns.
-    """
-
-    cardinalities: tuple[int, ...]
-    embedding_dims: tuple[int, ...]
-    num_numeric: int
-
-    def __post_init__(self) -> None:
-        assert len(self.cardinalities) == len(self.embedding_dims)
-
-    @property
-    def output_dim(self) -> int:
-        """Width ``D`` of the vector ``FeatureEmbedding`` produces."""
-        return sum(self.embedding_dims) + self.num_numeric
 
 
 class FeatureEmbedding(nn.Module):

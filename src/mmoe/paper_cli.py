@@ -24,10 +24,10 @@ def correlation_curve(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/paper-synthetic"),
 ) -> None:
     """Label correlation against weight cosine (paper Fig. 2): a PNG and a table."""
-    from mmoe.artifacts import write_json
     from mmoe.experiments.plots import correlation_curve_figure
     from mmoe.experiments.synthetic_study import correlation_curve as curve
     from mmoe.experiments.synthetic_study import format_correlation_curve
+    from mmoe.io import write_json
 
     cosines = [round(0.1 * i, 2) for i in range(11)] + [0.95]
     rows = curve(sorted(cosines), seeds=seeds, num_samples=samples)
@@ -62,9 +62,9 @@ def synthetic(
     """Shared-Bottom, OMoE and MMoE at correlations 1.0, 0.9, 0.5 over many seeds (Fig. 4, 5)."""
     import dataclasses
 
-    from mmoe.artifacts import read_json
     from mmoe.experiments import synthetic_study as study
     from mmoe.experiments.parallel import run_jobs
+    from mmoe.io import read_json
 
     if from_runs is not None:
         saved = read_json(from_runs)
@@ -109,10 +109,10 @@ def census(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train every method over SEEDS seeds and print the paper's Census-Income table."""
-    from mmoe.artifacts import write_json
     from mmoe.experiments.census_tables import METHODS, build_table, format_table, plan_jobs
     from mmoe.experiments.census_tables import run_job as census_job
     from mmoe.experiments.parallel import run_jobs
+    from mmoe.io import write_json
 
     if group not in (1, 2):
         raise ConfigError(f"--group must be 1 or 2, not {group}")
@@ -166,7 +166,6 @@ def tune(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Random search on validation data for one census config; record every trial."""
-    from mmoe.artifacts import write_json
     from mmoe.experiments.census_tables import METHODS, TASKS, config_path
     from mmoe.experiments.parallel import run_jobs
     from mmoe.experiments.tuning import (
@@ -176,6 +175,7 @@ def tune(
         run_trial,
         sample_trials,
     )
+    from mmoe.io import write_json
 
     if group not in (1, 2):
         raise ConfigError(f"--group must be 1 or 2, not {group}")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mmoe.errors import DataError
+from mmoe.io import atomic_path
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")
 
@@ -67,8 +68,6 @@ def _read_csv(path: Path, na_values: list[str] | None, delimiter: str) -> pa.Tab
 
 def write_table(table: pa.Table, path: str | Path) -> None:
     """Write ``table`` as CSV or Parquet (by suffix), atomically: no half-written file remains."""
-    from mmoe.artifacts import atomic_path
-
     path = Path(path)
     name = path.name.lower()
     if not name.endswith((".csv", ".parquet", ".pq")):

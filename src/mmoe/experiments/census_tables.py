@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from mmoe.experiments.census_job import CensusJob
 
 #: Mean test AUC of the paper (Ma et al., KDD 2018, Tables 2 and 3), per group, method and task.
 PAPER_MEAN_TEST_AUC: dict[int, dict[str, dict[str, float]]] = {
@@ -39,18 +41,6 @@ LABELS = {
     "mmoe": "MMoE",
     "lightgbm": "LightGBM (single-task)",
 }
-
-
-@dataclass(frozen=True)
-class CensusJob:
-    """One training run of the census study."""
-
-    group: int
-    method: str
-    seed: int
-    config: str  # path of the run config
-    data_dir: str
-    task: str | None = None  # single-task runs: the one task this model learns
 
 
 def config_path(configs_dir: str | Path, group: int, method: str) -> Path:

@@ -8,14 +8,12 @@ with the number of trees chosen by early stopping on the task's validation AUC. 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mmoe.errors import ConfigError
-
-if TYPE_CHECKING:
-    from mmoe.experiments.census_tables import CensusJob
+from mmoe.experiments.census_job import CensusJob
 
 #: Fixed, commonly used settings; only the number of trees is selected (on validation data).
 LIGHTGBM_PARAMS = {
@@ -38,8 +36,8 @@ def lightgbm_job(job: CensusJob) -> dict[str, Any]:
     except ImportError:
         raise ConfigError("the LightGBM baseline needs: pip install 'mmoe[lightgbm]'") from None
     from mmoe.config import load_config
+    from mmoe.data.preprocessor import Preprocessor
     from mmoe.data.sources import load_splits
-    from mmoe.features import Preprocessor
     from mmoe.training.metrics import roc_auc
 
     config = load_config(job.config, [f"data.data_dir={job.data_dir}"])

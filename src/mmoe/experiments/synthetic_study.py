@@ -293,8 +293,8 @@ def format_curve_table(results: Sequence[dict[str, Any]], points: int = 4) -> st
 
 def write_report(results: Sequence[dict[str, Any]], profile: Profile, out: Path) -> str:
     """Write runs, summaries and figures into ``out``; return the markdown summary."""
-    from mmoe.artifacts import write_json
     from mmoe.experiments.plots import final_loss_histograms, loss_curves_figure
+    from mmoe.io import write_json
 
     rows, wins = summarize(results), paired_wins(results)
     effect = correlation_effect(results)

@@ -1,24 +1,32 @@
-"""What every architecture shares: inputs, task names and the ``forward`` contract."""
+"""What every architecture shares: inputs, task names and the tensor ``forward`` contract."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
+from pydantic import BaseModel
 from torch import Tensor, nn
 
 from mmoe.data.batch import Batch
-from mmoe.layers import FeatureEmbedding, InputSpec
+from mmoe.layers import FeatureEmbedding
+from mmoe.specs import InputSpec
 
 
 class MultiTaskModel(nn.Module):
-    """Base class: embeds the inputs, and maps ``compute``'s logits to ``{task: logits[B]}``.
+    """Base class of every architecture: ``forward(categorical, numeric) -> logits (B, T)``.
 
-    Subclasses implement :meth:`compute`. Models return logits; the sigmoid of a binary task is
-    applied only by the loss, by prediction and by export (DESIGN.md §4).
+    ``forward`` takes and returns tensors only, so DistributedDataParallel, ``torch.export`` and
+    ONNX export call the module itself. With ``return_gates=True`` it returns ``(logits, gates)``,
+    gates ``(B, T, E)`` or ``None`` for a model without gates. :meth:`task_outputs` maps the logits
+    of a :class:`Batch` to ``{task: (B,)}`` for users. Models return logits; the sigmoid of a
+    binary task is applied only by the loss, by prediction and by export (DESIGN.md §4).
     """
 
-    #: Whether :meth:`compute` can return gate weights (false for Shared-Bottom).
-    has_gates: bool = False
+    #: The hyper-parameter class of the ``model:`` section (``mmoe.config.models``).
+    config_class: ClassVar[type[BaseModel]]
+    #: Whether ``forward(..., return_gates=True)`` returns gate weights (false for Shared-Bottom).
+    has_gates: ClassVar[bool] = False
 
     def __init__(self, inputs: InputSpec, task_names: Sequence[str]) -> None:
         super().__init__()
@@ -32,19 +40,13 @@ class MultiTaskModel(nn.Module):
     def num_tasks(self) -> int:
         return len(self.task_names)
 
-    def compute(
+    def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        """Logits ``(B, T)`` and, if asked and the model has gates, gate weights ``(B, T, E)``."""
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
+        """Logits ``(B, T)``; with ``return_gates``, ``(logits, gates (B, T, E) or None)``."""
         raise NotImplementedError
 
-    def forward(
-        self, batch: Batch, return_gates: bool = False
-    ) -> dict[str, Tensor] | tuple[dict[str, Tensor], Tensor | None]:
-        """Per-task logits ``{task: (B,)}``; with ``return_gates``, also gates ``(B, T, E)``.
-
-        Gate weights are ``None`` for models without gates (Shared-Bottom).
-        """
-        logits, gates = self.compute(batch.categorical, batch.numeric, return_gates)
-        out = dict(zip(self.task_names, logits.unbind(1), strict=True))
-        return (out, gates) if return_gates else out
+    def task_outputs(self, batch: Batch) -> dict[str, Tensor]:
+        """Per-task logits ``{task: (B,)}`` of a batch, in the model's task order."""
+        logits = self(batch.categorical, batch.numeric)
+        return dict(zip(self.task_names, logits.unbind(1), strict=True))

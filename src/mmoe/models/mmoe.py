@@ -11,26 +11,13 @@ none in the default form; ``gate_hidden`` (an MLP in front of the gate) is an op
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from mmoe.layers import Gates, InputSpec, ParallelMLP, mix_experts
+from mmoe.config.models import MMoEConfig
+from mmoe.layers import Gates, ParallelMLP, mix_experts
 from mmoe.models.base import MultiTaskModel
-
-
-class MMoEConfig(BaseModel):
-    """Hyper-parameters of :class:`MMoE` (the ``model:`` section of a run config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["mmoe"] = "mmoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+from mmoe.specs import InputSpec
 
 
 class MMoE(MultiTaskModel):
@@ -38,12 +25,13 @@ class MMoE(MultiTaskModel):
 
     Example:
         >>> model = MMoE(InputSpec((), (), 100), ["click", "buy"], num_experts=8)
-        >>> logits, gates = model.compute(
+        >>> logits, gates = model(
         ...     torch.zeros(3, 0, dtype=torch.long), torch.randn(3, 100), return_gates=True)
         >>> logits.shape, gates.shape
         (torch.Size([3, 2]), torch.Size([3, 2, 8]))
     """
 
+    config_class = MMoEConfig
     has_gates = True
 
     def __init__(
@@ -68,11 +56,11 @@ class MMoE(MultiTaskModel):
             dropout=dropout,
         )
 
-    def compute(
+    def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
         x = self.embedding(categorical, numeric)  # (B, D)
         gates = self.gates(x)  # (B, T, E)
         per_task = mix_experts(gates, self.experts(x))  # (B, T, H)
         logits = self.towers(per_task)[..., 0]  # (B, T)
-        return logits, (gates if return_gates else None)
+        return (logits, gates) if return_gates else logits

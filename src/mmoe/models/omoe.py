@@ -8,26 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from mmoe.layers import Gates, InputSpec, ParallelMLP, mix_experts
+from mmoe.config.models import OMoEConfig
+from mmoe.layers import Gates, ParallelMLP, mix_experts
 from mmoe.models.base import MultiTaskModel
-
-
-class OMoEConfig(BaseModel):
-    """Hyper-parameters of :class:`OMoE` (the ``model:`` section of a run config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["omoe"] = "omoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+from mmoe.specs import InputSpec
 
 
 class OMoE(MultiTaskModel):
@@ -35,12 +22,13 @@ class OMoE(MultiTaskModel):
 
     Example:
         >>> model = OMoE(InputSpec((), (), 100), ["t1", "t2"], num_experts=8)
-        >>> logits, gates = model.compute(
+        >>> logits, gates = model(
         ...     torch.zeros(3, 0, dtype=torch.long), torch.randn(3, 100), return_gates=True)
         >>> logits.shape, gates.shape
         (torch.Size([3, 2]), torch.Size([3, 2, 8]))
     """
 
+    config_class = OMoEConfig
     has_gates = True
 
     def __init__(
@@ -65,13 +53,14 @@ class OMoE(MultiTaskModel):
             dropout=dropout,
         )
 
-    def compute(
+    def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
         x = self.embedding(categorical, numeric)  # (B, D)
         gate = self.gate(x)  # (B, 1, E)
         mixed = mix_experts(gate, self.experts(x))[:, 0]  # (B, H)
         logits = self.towers(mixed)[..., 0]  # (B, T)
+        if not return_gates:
+            return logits
         # Every task reads the same gate; expose it per task for a uniform (B, T, E) shape.
-        gates = gate.expand(-1, self.num_tasks, -1) if return_gates else None
-        return logits, gates
+        return logits, gate.expand(-1, self.num_tasks, -1)

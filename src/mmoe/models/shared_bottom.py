@@ -9,24 +9,13 @@ study the bottom has about 113 units so its parameter count matches MMoE's 8 × 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from mmoe.layers import InputSpec, ParallelMLP
+from mmoe.config.models import SharedBottomConfig
+from mmoe.layers import ParallelMLP
 from mmoe.models.base import MultiTaskModel
-
-
-class SharedBottomConfig(BaseModel):
-    """Hyper-parameters of :class:`SharedBottom` (the ``model:`` section of a run config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["shared_bottom"] = "shared_bottom"
-    bottom_hidden: list[int] = Field(default=[113], min_length=1)  # widths of the shared MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)  # after each hidden ReLU
+from mmoe.specs import InputSpec
 
 
 class SharedBottom(MultiTaskModel):
@@ -34,10 +23,12 @@ class SharedBottom(MultiTaskModel):
 
     Example:
         >>> model = SharedBottom(InputSpec((), (), 100), ["t1", "t2"], bottom_hidden=[113])
-        >>> logits, _ = model.compute(torch.zeros(3, 0, dtype=torch.long), torch.randn(3, 100))
+        >>> logits = model(torch.zeros(3, 0, dtype=torch.long), torch.randn(3, 100))
         >>> logits.shape
         torch.Size([3, 2])
     """
+
+    config_class = SharedBottomConfig
 
     def __init__(
         self,
@@ -57,9 +48,10 @@ class SharedBottom(MultiTaskModel):
             dropout=dropout,
         )
 
-    def compute(
+    def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
-    ) -> tuple[Tensor, None]:
+    ) -> Tensor | tuple[Tensor, None]:
         x = self.embedding(categorical, numeric)  # (B, D)
         shared = self.bottom(x)[:, 0]  # (B, H)
-        return self.towers(shared)[..., 0], None  # (B, T)
+        logits = self.towers(shared)[..., 0]  # (B, T)
+        return (logits, None) if return_gates else logits

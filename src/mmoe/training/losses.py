@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmoe.features import TaskSpec
+from mmoe.specs import TaskSpec
 
 
 class MultiTaskLoss(nn.Module):
@@ -37,10 +37,19 @@ class MultiTaskLoss(nn.Module):
         self.all_binary = all(binary)
         self.any_binary = any(binary)
 
-    def forward(self, logits: Tensor, labels: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        mask: Tensor | None,
+        denominators: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Total loss and per-task losses ``(T,)`` of ``(B, T)`` logits, labels and bool mask.
 
         ``mask=None`` means every label is present (it skips the masking arithmetic).
+        ``denominators`` ``(T,)``: divide each task's summed loss by these counts instead of by
+        the rows present here. Under data parallelism a rank holds part of a global batch; with
+        the global batch's label counts its loss is its share of the global mean.
         """
         if self.all_binary:
             elem = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
@@ -49,7 +58,10 @@ class MultiTaskLoss(nn.Module):
         else:
             bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
             elem = torch.where(self.is_binary, bce, (logits - labels).square())
-        if mask is None:
+        if denominators is not None:
+            summed = elem.sum(0) if mask is None else (elem * mask.to(elem.dtype)).sum(0)
+            per_task = summed / denominators.clamp(min=1.0)  # (T,)
+        elif mask is None:
             per_task = elem.mean(0)  # (T,)
         else:
             weight = mask.to(elem.dtype)

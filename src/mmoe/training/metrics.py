@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmoe.features import TaskSpec
+from mmoe.specs import TaskSpec
 
 #: Metrics where a larger value is better; every other metric is minimised.
 HIGHER_IS_BETTER = frozenset({"auc"})

@@ -1,15 +1,21 @@
-"""``train(config)``: data → preprocessor → model → training → metrics → run directory.
+"""``train(config)``: data → preprocessor → model → trainer → metrics → run directory.
 
 A run directory is built under a temporary ``<out>.partial`` name and renamed into place only
-when complete, so a directory named like a run is always a whole run; an interrupted or failed
-run leaves its ``.partial`` directory (with ``metrics.jsonl`` so far) for inspection.
+when complete, so a directory named like a run is always a whole run. While training, the
+staging directory holds ``metrics.jsonl`` so far and the last checkpoint (``checkpoint/``);
+``resume=True`` (``mmoe train ... --resume``) continues from that checkpoint, and SIGINT or
+SIGTERM write one before stopping. Under ``torchrun`` every rank trains and rank 0 alone writes.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
+import os
 import shutil
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,14 +23,25 @@ from typing import Any
 
 import torch
 
-from mmoe.artifacts import HISTORY_FILE, METRICS_FILE, TrainedModel, write_json
+from mmoe.artifacts import HISTORY_FILE, METRICS_FILE, PREPROCESSOR_FILE
 from mmoe.config import RunConfig, load_config, parse_config
+from mmoe.data.loaders import InMemorySource
+from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
-from mmoe.errors import ArtifactError
-from mmoe.features import Preprocessor
+from mmoe.errors import ArtifactError, TrainingInterrupted
+from mmoe.io import append_jsonl, read_json, write_json, write_jsonl
+from mmoe.logs import enable_console_logging
 from mmoe.models.registry import build_model
+from mmoe.predictor import TrainedModel
+from mmoe.training import checkpoint as ckpt
+from mmoe.training.distributed import init_distributed, local_device, shutdown
 from mmoe.training.evaluation import evaluate
-from mmoe.training.trainer import fit
+from mmoe.training.trainer import Trainer
+
+log = logging.getLogger("mmoe.training")
+
+CHECKPOINT_DIR = "checkpoint"
+RUN_CONFIG_FILE = "run-config.json"  # the config a staging directory was started with
 
 
 @dataclass
@@ -33,7 +50,8 @@ class Run:
 
     ``metrics`` holds ``valid`` and (when the data has a test split) ``test`` per-task metrics
     of the kept weights, the ``best`` evaluation record, ``monitor`` and timing figures.
-    ``history`` is every evaluation record (as in ``metrics.jsonl``).
+    ``history`` is every evaluation record (as in ``metrics.jsonl``). On ranks other than 0 of
+    a data-parallel run, ``metrics`` is empty and ``run_dir`` is ``None``.
     """
 
     model: TrainedModel
@@ -52,15 +70,18 @@ def train(
     overrides: list[str] | tuple[str, ...] = (),
     progress: bool = True,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> Run:
     """Train the model a run config describes and return it with its metrics.
 
     Args:
         config: a ``RunConfig``, a mapping, or the path of a YAML config.
-        out_dir: where to save the run directory; ``None`` keeps everything in memory.
+        out_dir: where to save the run directory; ``None`` keeps everything in memory (and
+            writes no checkpoint).
         overrides: ``key.path=value`` strings applied to the config (like ``--set``).
-        progress: show progress bars and per-evaluation lines on stderr.
+        progress: show a progress bar and per-evaluation lines on stderr.
         overwrite: replace an existing ``out_dir`` (only once the new run is complete).
+        resume: continue from the last checkpoint in ``<out_dir>.partial``.
 
     Example:
         >>> run = train({"data": {"source": "synthetic", "num_train": 500},
@@ -70,61 +91,104 @@ def train(
     """
     config = resolve_config(config, overrides)
     out = Path(out_dir) if out_dir is not None else None
+    if resume and out is None:
+        raise ArtifactError("resuming needs the run directory: pass --out RUN with --resume")
     if out is not None and out.exists() and not overwrite:
         raise ArtifactError(f"{out} already exists; pass another --out or --overwrite")
+    staging = None if out is None else out.with_name(out.name + ".partial")
+    if progress:
+        enable_console_logging()
     start = time.perf_counter()
-    if config.training.num_threads is not None:
-        torch.set_num_threads(config.training.num_threads)
+    device = local_device(config.training.device)
+    dist = init_distributed(device)
+    try:
+        _set_threads(config, dist.local_world_size, device)
+        splits = load_splits(config.data)
+        checkpoint_dir = None if staging is None else staging / CHECKPOINT_DIR
+        if resume:
+            assert staging is not None and checkpoint_dir is not None
+            _check_resumable(staging, checkpoint_dir, config)
+            preprocessor = Preprocessor.load(checkpoint_dir / PREPROCESSOR_FILE)
+        else:
+            preprocessor = Preprocessor(config.features, config.tasks).fit(splits.train)
+        # Encode every split before training, so a bad validation or test file fails fast.
+        train_batch = preprocessor.transform(splits.train, labels=True)
+        valid_batch = preprocessor.transform(splits.valid, labels=True)
+        test_batch = (
+            None if splits.test is None else preprocessor.transform(splits.test, labels=True)
+        )
+        prepared = time.perf_counter()
 
-    splits = load_splits(config.data)
-    preprocessor = Preprocessor(config.features, config.tasks).fit(splits.train)
-    # Encode every split before training, so a bad validation or test file fails fast.
-    train_batch = preprocessor.transform(splits.train, labels=True)
-    valid_batch = preprocessor.transform(splits.valid, labels=True)
-    test_batch = None if splits.test is None else preprocessor.transform(splits.test, labels=True)
-    prepared = time.perf_counter()
+        torch.manual_seed(config.training.seed)
+        task_names = [t.name for t in config.tasks]
+        model = build_model(config.model, preprocessor.input_spec(), task_names)
+        if staging is not None and dist.is_main and not resume:
+            shutil.rmtree(staging, ignore_errors=True)
+            write_json(staging / RUN_CONFIG_FILE, config.model_dump(mode="json"))
+            preprocessor.save(staging / CHECKPOINT_DIR / PREPROCESSOR_FILE)
 
-    torch.manual_seed(config.training.seed)
-    task_names = [t.name for t in config.tasks]
-    model = build_model(config.model, preprocessor.input_spec(), task_names)
+        def log_record(record: dict[str, Any]) -> None:
+            if staging is not None:
+                append_jsonl(staging / HISTORY_FILE, record)
 
-    staging = None
-    if out is not None:
-        staging = out.with_name(out.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-
-    def log(record: dict[str, Any]) -> None:
-        if staging is not None:
-            with open(staging / HISTORY_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-    monitor = (config.monitor().name, config.monitor_metric())
-    result = fit(
-        model, train_batch, valid_batch, config.tasks, config.training, monitor, progress, log
-    )
-    trained_at = time.perf_counter()
-    metrics: dict[str, Any] = {
-        "monitor": {"task": monitor[0], "metric": monitor[1]},
-        "best": result.best,
-        "steps": result.steps,
-        "stopped_early": result.stopped_early,
-        "valid": evaluate(model, valid_batch, config.tasks),
-    }
-    if test_batch is not None:
-        metrics["test"] = evaluate(model, test_batch, config.tasks)
-    metrics["seconds"] = {
-        "prepare": round(prepared - start, 3),
-        "train": round(trained_at - prepared, 3),
-        "train_steps": round(result.train_seconds, 3),  # evaluation excluded
-        "total": round(time.perf_counter() - start, 3),
-    }
-    trained = TrainedModel(config, preprocessor, model)
-    if out is not None and staging is not None:
-        trained.save(staging)
-        write_json(staging / METRICS_FILE, metrics)
-        _publish(staging, out)
-    return Run(trained, metrics, out, result.history)
+        source = InMemorySource(
+            train_batch.to(device),
+            config.training.batch_size,
+            config.training.seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        monitor = (config.monitor().name, config.monitor_metric())
+        trainer = Trainer(
+            model,
+            source,
+            valid_batch,
+            config.tasks,
+            config.training,
+            monitor,
+            device=device,
+            dist=dist,
+            checkpoint_dir=checkpoint_dir,
+            on_evaluate=log_record,
+            progress=progress,
+        )
+        if resume:
+            assert checkpoint_dir is not None and staging is not None
+            trainer.resume(checkpoint_dir)
+            if dist.is_main:  # drop records written after the checkpoint; they are redone
+                write_jsonl(staging / HISTORY_FILE, trainer.state.history)
+            log.info(f"resuming {staging} at step {trainer.state.step}")
+        with _stop_on_signals(trainer, config, out):
+            result = trainer.fit()
+        trained_at = time.perf_counter()
+        model = trainer.model
+        if not dist.is_main:
+            return Run(TrainedModel(config, preprocessor, model), {}, None, result.history)
+        metrics: dict[str, Any] = {
+            "monitor": {"task": monitor[0], "metric": monitor[1]},
+            "best": result.best,
+            "steps": result.steps,
+            "stopped_early": result.stopped_early,
+            "valid": evaluate(model, valid_batch, config.tasks),
+        }
+        if test_batch is not None:
+            metrics["test"] = evaluate(model, test_batch, config.tasks)
+        metrics["seconds"] = {
+            "prepare": round(prepared - start, 3),
+            "train": round(trained_at - prepared, 3),
+            "train_steps": round(result.train_seconds, 3),  # evaluation excluded
+            "total": round(time.perf_counter() - start, 3),
+        }
+        metrics["world_size"] = dist.world_size
+        metrics["device"] = str(device)
+        trained = TrainedModel(config, preprocessor, model)
+        if out is not None and staging is not None:
+            trained.save(staging)
+            write_json(staging / METRICS_FILE, metrics)
+            _publish(staging, out)
+        return Run(trained, metrics, out, result.history)
+    finally:
+        shutdown(dist)
 
 
 def resolve_config(
@@ -146,8 +210,59 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{config.name or config.model.name}-{stamp}"
 
 
+def _set_threads(config: RunConfig, local_processes: int, device: torch.device) -> None:
+    """Intra-op threads: the config's, else the cores shared among this machine's processes."""
+    if config.training.num_threads is not None:
+        torch.set_num_threads(config.training.num_threads)
+    elif local_processes > 1 and device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes))
+
+
+def _check_resumable(staging: Path, checkpoint_dir: Path, config: RunConfig) -> None:
+    """A resumable staging directory holds a checkpoint of a run with this very config."""
+    if not ckpt.has_checkpoint(checkpoint_dir):
+        raise ArtifactError(f"no checkpoint to resume in {staging}; start the run without --resume")
+    started = read_json(staging / RUN_CONFIG_FILE)
+    if started != config.model_dump(mode="json"):
+        changed = sorted(
+            k for k in started if started.get(k) != config.model_dump(mode="json").get(k)
+        )
+        raise ArtifactError(
+            f"{staging} was started with another config (differs in: {', '.join(changed)}); "
+            "resume with the same config and --set values"
+        )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer, config: RunConfig, out: Path | None) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the trainer to checkpoint and stop; the error says how to resume."""
+
+    def request(signum: int, frame: Any) -> None:
+        trainer.stop_signal = signum
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {s: signal.signal(s, request) for s in handled}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = {}
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        where = "no checkpoint was written (no --out)"
+        if out is not None:
+            where = (
+                f"checkpoint in {out}.partial; resume with: mmoe train CONFIG --out {out} --resume"
+            )
+        raise TrainingInterrupted(f"{exc}; {where}", exc.exit_code) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _publish(staging: Path, out: Path) -> None:
     """Move the complete run into place; an old run at ``out`` is removed only after that."""
+    shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
+    (staging / RUN_CONFIG_FILE).unlink(missing_ok=True)
     old = None
     if out.exists():
         old = out.with_name(out.name + ".old")

@@ -1,66 +1,373 @@
-"""The training loop: Adam over gathered batches, periodic evaluation, early stopping.
+"""The ``Trainer``: one object that owns a training run's state, for one process or many.
 
-The loop keeps the host out of the hot path: each batch is one gather from tensors holding the
-whole split (no per-sample ``Dataset``, no collation), and losses are accumulated on the tensor
-side and read (``.item()``) only when evaluating. It writes no files; ``on_evaluate`` receives
-each evaluation record (``mmoe.training.run`` writes them to ``metrics.jsonl``).
+It holds the model, the loss, the optimizer and its schedule, the step and epoch counters, the
+best-so-far record and patience, and it can write all of that — with the random generators'
+states — to a checkpoint and continue from one exactly. Batches come from a batch source
+(``mmoe.data.loaders``); the training step, evaluation, checkpointing and early stopping are
+methods the loop calls.
+
+The hot path stays as it was: a batch is one gather from tensors holding the split, losses are
+accumulated on the tensor side and read (``.item()``) only when evaluating, and the model's own
+``forward`` is called (through ``DistributedDataParallel`` when several processes train).
+
+Single process::
+
+    mmoe train configs/census/group1-mmoe.yaml --set data.data_dir=DIR --out runs/g1
+
+Several processes on one machine (each rank trains on its share of every global batch)::
+
+    torchrun --standalone --nproc_per_node=2 -m mmoe train CONFIG --out runs/g1
+    mmoe train CONFIG --out runs/g1 --nproc 2          # the same, launched for you
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from mmoe.config import TrainingConfig
 from mmoe.data.batch import Batch
-from mmoe.errors import MmoeError
-from mmoe.features import TaskSpec
+from mmoe.data.loaders import BatchSource, InMemorySource, TrainBatch
+from mmoe.errors import ArtifactError, MmoeError, TrainingInterrupted
 from mmoe.models.base import MultiTaskModel
+from mmoe.specs import TaskSpec
+from mmoe.training import checkpoint as ckpt
+from mmoe.training.distributed import DistContext, all_reduce_sum, any_rank, broadcast_object
+from mmoe.training.early_stopping import BestKeeper
 from mmoe.training.evaluation import evaluate
 from mmoe.training.losses import MultiTaskLoss
-from mmoe.training.metrics import is_better
-from mmoe.training.optim import make_adam
+from mmoe.training.optim import make_optimizer
+from mmoe.training.schedule import lr_factor, set_learning_rate
+
+log = logging.getLogger("mmoe.training")
+
+#: Under data parallelism the ranks agree every this many steps whether a stop was requested.
+STOP_SYNC_STEPS = 10
+
+
+@dataclass
+class TrainState:
+    """The plain counters of a run (everything but tensors), as stored in a checkpoint."""
+
+    step: int = 0  # optimizer updates done
+    epoch: int = 1  # the epoch in progress (1-based)
+    epoch_step: int = 0  # updates done in that epoch
+    train_seconds: float = 0.0  # time in training steps, evaluation excluded
+    running_steps: int = 0  # steps and global rows since the last evaluation record
+    running_rows: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did. ``best`` is the best evaluation record (by the monitored metric)."""
+    """What :meth:`Trainer.fit` did. ``best`` is the best evaluation record."""
 
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    steps: int = 0
-    stopped_early: bool = False
-    train_seconds: float = 0.0  # time in training steps, evaluation excluded
+    history: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    steps: int
+    stopped_early: bool
+    train_seconds: float
 
 
-class _BestKeeper:
-    """Remembers the best evaluation and its weights; says when patience has run out."""
+class Trainer:
+    """Trains a multi-task model from a batch source, with evaluation, checkpoints, early stop.
 
-    def __init__(self, task: str, metric: str, patience: int | None) -> None:
-        self.task, self.metric, self.patience = task, metric, patience
-        self.record: dict[str, Any] | None = None
-        self.state: dict[str, torch.Tensor] | None = None
-        self.stale = 0
+    Args:
+        model: the network, with its initial weights (seed before building it).
+        source: the training batches (:class:`mmoe.data.loaders.InMemorySource` by default).
+        valid: the labelled validation split (any device; evaluated in large slices).
+        tasks: task specs in the model's output order.
+        config: the ``training:`` section.
+        monitor: ``(task, metric)`` whose validation value selects the best weights.
+        device: where the model trains; the source's tensors must live there too.
+        dist: this process's place in a data-parallel run.
+        checkpoint_dir: where checkpoints go (rank 0 writes); ``None``: no checkpoints.
+        on_evaluate: called on rank 0 with every evaluation record (e.g. to log it to a file).
+        progress: show a progress bar and per-evaluation log lines (rank 0 only).
 
-    def score(self, record: dict[str, Any]) -> float:
-        return record["valid"][self.task][self.metric]
+    Example:
+        >>> from mmoe.config import TrainingConfig
+        >>> from mmoe.data.loaders import InMemorySource
+        >>> from mmoe.models import MMoE
+        >>> from mmoe.specs import InputSpec
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(256, 4, generator=g)
+        >>> split = Batch(torch.zeros(256, 0, dtype=torch.long), x,
+        ...               (x[:, :1] > 0).float(), torch.ones(256, 1, dtype=torch.bool))
+        >>> task = TaskSpec(name="y", column="y", type="binary")
+        >>> trainer = Trainer(MMoE(InputSpec((), (), 4), ["y"], num_experts=2),
+        ...                   InMemorySource(split, batch_size=32, seed=0), split, [task],
+        ...                   TrainingConfig(epochs=3, learning_rate=0.05), ("y", "auc"),
+        ...                   progress=False)
+        >>> result = trainer.fit()
+        >>> result.steps, result.best["valid"]["y"]["auc"] > 0.95
+        (24, True)
+    """
 
-    def update(self, record: dict[str, Any], model: MultiTaskModel) -> bool:
-        """Keep ``record`` if it is the best so far; return whether training should stop."""
-        old = None if self.record is None else self.score(self.record)
-        if is_better(self.metric, self.score(record), old):
-            self.record = record
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self.stale = 0
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        source: BatchSource,
+        valid: Batch,
+        tasks: Sequence[TaskSpec],
+        config: TrainingConfig,
+        monitor: tuple[str, str],
+        *,
+        device: torch.device | None = None,
+        dist: DistContext | None = None,
+        checkpoint_dir: Path | None = None,
+        on_evaluate: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.device = device or torch.device("cpu")
+        self.dist = dist or DistContext()
+        self.model = model.to(self.device)
+        # DDP synchronises gradients inside backward; the optimizer updates the same parameters.
+        self.module: torch.nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.module = DistributedDataParallel(self.model, device_ids=ids)
+        self.source, self.valid, self.tasks = source, valid, list(tasks)
+        self.config, self.monitor = config, monitor
+        self.checkpoint_dir, self.on_evaluate = checkpoint_dir, on_evaluate
+        self.progress = progress and self.dist.is_main
+        self.loss_fn = MultiTaskLoss(tasks).to(self.device)
+        self.optimizer = make_optimizer(
+            config.optimizer,
+            self.model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.scheduled = config.lr_schedule != "constant" or config.warmup_steps > 0
+        if self.scheduled and source.steps_per_epoch is None:
+            raise MmoeError(
+                "training.lr_schedule needs a data source of known length; use constant"
+            )
+        self.keeper = BestKeeper(*monitor, config.patience)
+        self.state = TrainState()
+        self.running = torch.zeros(len(self.tasks), device=self.device)  # summed task losses
+        self.stop_signal: int | None = None  # set by a signal handler: stop at the next step
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    @property
+    def total_steps(self) -> int | None:
+        per_epoch = self.source.steps_per_epoch
+        return None if per_epoch is None else self.config.epochs * per_epoch
+
+    @property
+    def eval_every(self) -> int | None:
+        return self.config.eval_every_steps or self.source.steps_per_epoch
+
+    def fit(self) -> FitResult:
+        """Train until the last epoch, early stopping, or a stop signal; return what happened.
+
+        The model ends holding the best evaluated weights (``training.restore_best``, the
+        default) or the last ones. A stop signal writes a checkpoint and raises
+        :class:`mmoe.errors.TrainingInterrupted`.
+        """
+        state = self.state
+        bar = tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        try:
+            while not state.finished and state.epoch <= self.config.epochs:
+                self._epoch(bar)
+            state.finished = True
+        finally:
+            bar.close()
+        if self.keeper.state is not None and self.config.restore_best:
+            self.model.load_state_dict(self.keeper.state)
+        return FitResult(
+            history=state.history,
+            best=self.keeper.record,
+            steps=state.step,
+            stopped_early=state.stopped_early,
+            train_seconds=state.train_seconds,
+        )
+
+    def _epoch(self, bar: tqdm) -> None:
+        state = self.state
+        every, total = self.eval_every, self.total_steps
+        checkpoint_every = self.config.checkpoint_every_steps
+        self._interval_start = time.perf_counter()
+        for part in self.source.epoch(state.epoch, start_step=state.epoch_step):
+            self.train_step(part)
+            bar.update()
+            step = state.step
+            evaluated = stop = False
+            if (every is not None and step % every == 0) or step == total:
+                stop = self.evaluation_step()
+                evaluated = True
+            if stop:
+                state.stopped_early = state.finished = True
+            if evaluated or (checkpoint_every and step % checkpoint_every == 0):
+                self.save_checkpoint()
+            if stop:
+                return
+            self._check_stop_signal()
+        if total is None and state.running_steps:  # a stream of unknown length: evaluate its end
+            state.finished = self.evaluation_step() or state.finished
+            self.save_checkpoint()
+        state.epoch += 1
+        state.epoch_step = 0
+
+    def train_step(self, part: TrainBatch) -> None:
+        """One optimizer update on this rank's part of a global batch."""
+        state, batch = self.state, part.batch
+        if self.scheduled:
+            assert self.total_steps is not None
+            factor = lr_factor(
+                state.step, self.total_steps, self.config.lr_schedule, self.config.warmup_steps
+            )
+            set_learning_rate(self.optimizer, self.base_lrs, factor)
+        logits = self.module(batch.categorical, batch.numeric)
+        mask = batch.label_mask if self.source.has_missing_labels else None
+        if part.label_counts is None:  # one process: plain means over the batch
+            total, per_task = self.loss_fn(logits, batch.labels, mask)
         else:
-            self.stale += 1
-        return self.patience is not None and self.stale >= self.patience
+            # This rank's share of the global batch's mean loss. DDP averages gradients over
+            # the ranks, so scaling by the world size makes their sum the global gradient.
+            counts = part.label_counts if mask is not None else _full(part, len(self.tasks))
+            total, per_task = self.loss_fn(logits, batch.labels, mask, counts.to(self.device))
+            total = total * self.dist.world_size
+        self.optimizer.zero_grad()
+        total.backward()
+        self.optimizer.step()
+        self.running += per_task.detach()
+        state.step += 1
+        state.epoch_step += 1
+        state.running_steps += 1
+        state.running_rows += part.global_rows
+
+    def evaluation_step(self) -> bool:
+        """Evaluate on the validation split, log, keep the best; return whether to stop."""
+        state = self.state
+        elapsed = time.perf_counter() - self._interval_start
+        state.train_seconds += elapsed
+        # Each rank's per-task loss is its share of the global mean: the sum is the mean.
+        running = all_reduce_sum(self.dist, self.running.clone())
+        train_loss = (running / max(state.running_steps, 1)).tolist()
+        if not all(math.isfinite(v) for v in train_loss):
+            raise MmoeError(
+                f"training diverged (loss is not finite at step {state.step}); "
+                "lower training.learning_rate"
+            )
+        record = None
+        if self.dist.is_main:
+            record = {
+                "step": state.step,
+                "epoch": state.epoch,
+                "train_loss": dict(zip([t.name for t in self.tasks], train_loss, strict=True)),
+                "valid": evaluate(self.model, self.valid, self.tasks),
+                "train_seconds": round(state.train_seconds, 4),
+                "samples_per_second": round(state.running_rows / max(elapsed, 1e-9), 1),
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+            }
+        record = broadcast_object(self.dist, record)  # every rank decides the same way
+        self.running.zero_()
+        state.running_steps = state.running_rows = 0
+        state.history.append(record)
+        if self.on_evaluate is not None and self.dist.is_main:
+            self.on_evaluate(record)
+        stop = self.keeper.update(record, self.model)
+        if self.progress:
+            log.info(_summary(record))
+        self._interval_start = time.perf_counter()
+        return stop
+
+    def _check_stop_signal(self) -> None:
+        """Checkpoint and raise if a stop signal arrived (on any rank, under DDP)."""
+        requested = self.stop_signal is not None
+        if self.dist.enabled:
+            if self.state.step % STOP_SYNC_STEPS:
+                return
+            requested = any_rank(self.dist, requested, self.device)
+        if not requested:
+            return
+        self.save_checkpoint()
+        signum = self.stop_signal or 15
+        raise TrainingInterrupted(
+            f"stopped by signal {signum} at step {self.state.step}",
+            exit_code=128 + signum,
+        )
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Everything needed to continue: named tensors and plain (JSON) values."""
+        opt_tensors, opt_plain = ckpt.split_optimizer_state(self.optimizer.state_dict())
+        best_tensors, best_plain = self.keeper.state_dict()
+        rng_tensors, rng_plain = ckpt.capture_rng()
+        tensors = {
+            **ckpt.prefixed("model", self.model.state_dict()),
+            **ckpt.prefixed("optimizer", opt_tensors),
+            **ckpt.prefixed("best", best_tensors),
+            **ckpt.prefixed("rng", rng_tensors),
+            "running_loss": self.running,
+        }
+        plain = {
+            **self.state.__dict__,
+            "world_size": self.dist.world_size,
+            "optimizer": opt_plain,
+            "keeper": best_plain,
+            "rng": rng_plain,
+            "source": self.source.state_dict(),
+        }
+        return tensors, plain
+
+    def load_state_dict(self, tensors: dict[str, Tensor], plain: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (or a checkpoint); the inverse of it."""
+        if plain["world_size"] != self.dist.world_size:
+            raise ArtifactError(
+                f"the checkpoint was written by {plain['world_size']} process(es); resume it "
+                f"with the same number (this run has {self.dist.world_size})"
+            )
+        if plain["source"] != self.source.state_dict():
+            raise ArtifactError(
+                "the checkpoint's batch order does not match this run's data settings "
+                f"({plain['source']} vs {self.source.state_dict()}); resume with the same config"
+            )
+        self.model.load_state_dict(ckpt.unprefixed("model", tensors))
+        optimizer_state = ckpt.join_optimizer_state(
+            ckpt.unprefixed("optimizer", tensors), plain["optimizer"]
+        )
+        self.optimizer.load_state_dict(optimizer_state)
+        best = {k: v.to(self.device) for k, v in ckpt.unprefixed("best", tensors).items()}
+        self.keeper.load_state_dict(best, plain["keeper"])
+        self.running.copy_(tensors["running_loss"])
+        counters = {k: plain[k] for k in TrainState.__dataclass_fields__}
+        self.state = TrainState(**counters)
+        ckpt.restore_rng(ckpt.unprefixed("rng", tensors), plain["rng"])
+
+    def save_checkpoint(self) -> None:
+        """Write a checkpoint (rank 0, when a checkpoint directory is set)."""
+        if self.checkpoint_dir is None or not self.dist.is_main:
+            return
+        tensors, plain = self.state_dict()
+        ckpt.save_checkpoint(self.checkpoint_dir, tensors, plain)
+
+    def resume(self, directory: Path) -> None:
+        """Load the checkpoint in ``directory`` (every rank reads the same one)."""
+        self.load_state_dict(*ckpt.load_checkpoint(directory))
 
 
 def fit(
@@ -71,99 +378,21 @@ def fit(
     config: TrainingConfig,
     monitor: tuple[str, str],
     progress: bool = True,
-    on_evaluate: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; it ends holding the best evaluated weights (or the last ones).
+    """Train ``model`` in place on whole in-memory splits, in one process, on its device.
 
-    Args:
-        model: the network; its initial weights are the caller's (seed before building it).
-        train, valid: labelled batches holding the whole splits.
-        tasks: task specs in the model's output order.
-        config: the ``training:`` section (epochs, batch size, learning rate, patience, seed).
-        monitor: ``(task, metric)`` whose validation value selects the best weights.
-        progress: show a tqdm progress bar on stderr.
-        on_evaluate: called with every evaluation record.
-
-    Each record holds ``step``, ``epoch``, ``train_loss`` (per task, mean over the steps since
-    the previous record), ``valid`` (per-task metrics), ``train_seconds`` (time spent in
-    training steps so far, evaluation excluded) and ``samples_per_second`` (training throughput
-    since the previous record).
+    The shortest way to a :class:`Trainer` (no checkpoints); what the benchmarks call.
     """
-    assert train.labels is not None and train.label_mask is not None
-    task_names = [t.name for t in tasks]
-    generator = torch.Generator().manual_seed(config.seed)
-    # One fused kernel for all parameters; the same updates as torch.optim.Adam(fused=True).
-    optimizer = make_adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    source = InMemorySource(train, config.batch_size, config.seed)
+    device = next(model.parameters()).device
+    trainer = Trainer(
+        model, source, valid, tasks, config, monitor, device=device, progress=progress
     )
-    loss_fn = MultiTaskLoss(tasks)
-    complete = bool(train.label_mask.all())  # no missing label: the loss can skip its mask
-    n = len(train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    eval_every = config.eval_every_steps or steps_per_epoch
+    return trainer.fit()
 
-    result = FitResult()
-    keeper = _BestKeeper(*monitor, config.patience)
-    running = torch.zeros(len(tasks))  # summed per-task losses since the last record
-    running_steps = running_rows = 0
-    bar = tqdm(total=total_steps, disable=not progress, unit="step", dynamic_ncols=True)
-    model.train()
-    try:
-        interval_start = time.perf_counter()
-        for epoch in range(1, config.epochs + 1):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, config.batch_size):
-                # Gathering each batch costs less memory than a shuffled copy of the whole split.
-                batch = train.take(order[start : start + config.batch_size])
-                logits, _ = model.compute(batch.categorical, batch.numeric)
-                mask = None if complete else batch.label_mask
-                total, per_task = loss_fn(logits, batch.labels, mask)
-                optimizer.zero_grad()
-                total.backward()
-                optimizer.step()
-                running += per_task.detach()
-                running_steps += 1
-                running_rows += len(batch)
-                result.steps += 1
-                bar.update()
-                if result.steps % eval_every and result.steps != total_steps:
-                    continue
-                elapsed = time.perf_counter() - interval_start
-                result.train_seconds += elapsed
-                train_loss = (running / running_steps).tolist()
-                if not all(math.isfinite(v) for v in train_loss):
-                    raise MmoeError(
-                        f"training diverged (loss is not finite at step {result.steps}); "
-                        "lower training.learning_rate"
-                    )
-                record = {
-                    "step": result.steps,
-                    "epoch": epoch,
-                    "train_loss": dict(zip(task_names, train_loss, strict=True)),
-                    "valid": evaluate(model, valid, tasks),
-                    "train_seconds": round(result.train_seconds, 4),
-                    "samples_per_second": round(running_rows / elapsed, 1),
-                }
-                running.zero_()
-                running_steps = running_rows = 0
-                result.history.append(record)
-                if on_evaluate is not None:
-                    on_evaluate(record)
-                stop = keeper.update(record, model)
-                bar.set_postfix({f"{keeper.task} {keeper.metric}": f"{keeper.score(record):.4f}"})
-                if progress:
-                    bar.write(_summary(record))
-                if stop:
-                    result.stopped_early = True
-                    return result
-                interval_start = time.perf_counter()
-        return result
-    finally:
-        bar.close()
-        result.best = keeper.record
-        if keeper.state is not None and config.restore_best:
-            model.load_state_dict(keeper.state)
+
+def _full(part: TrainBatch, num_tasks: int) -> Tensor:
+    return torch.full((num_tasks,), float(part.global_rows))
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -174,4 +403,5 @@ def _summary(record: dict[str, Any]) -> str:
 
 def _headline(metrics: dict[str, float]) -> str:
     key = "auc" if "auc" in metrics else "rmse"
-    return f"{key} {metrics[key]:.4f}"
+    value = metrics[key]
+    return f"{key} {value:.4f}" if value is not None else f"{key} -"

@@ -1,0 +1,54 @@
+"""The typed run configuration: YAML in, validated, ``--set`` overrides, JSON out.
+
+Importing this package loads neither torch nor pyarrow.
+
+A run config has five sections::
+
+    data:      where the rows come from (a CSV/Parquet table, census, or synthetic)
+    features:  which columns feed the model (categorical, numeric)
+    tasks:     one entry per prediction target
+    model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
+    training:  optimiser, epochs, early stopping, seed
+
+Every section forbids unknown keys; a typo, a wrong type or an inconsistent choice is a
+``ConfigError`` whose message is one line naming the key and the fix.
+
+Example:
+    >>> cfg = parse_config({"data": {"source": "synthetic"}, "model": {"name": "mmoe"}})
+    >>> cfg.model.num_experts, [t.name for t in cfg.tasks]
+    (8, ['y1', 'y2'])
+    >>> parse_config(cfg.model_dump(), ["model.num_experts=4"]).model.num_experts
+    4
+"""
+
+from mmoe.config.loading import apply_override, describe_validation_error, load_config, parse_config
+from mmoe.config.models import MMoEConfig, ModelConfig, OMoEConfig, SharedBottomConfig
+from mmoe.config.run import (
+    ARTIFACT_KEYS,
+    CensusSource,
+    DataConfig,
+    MonitorMetric,
+    RunConfig,
+    SyntheticSource,
+    TableSource,
+    TrainingConfig,
+)
+
+__all__ = [
+    "ARTIFACT_KEYS",
+    "CensusSource",
+    "DataConfig",
+    "MMoEConfig",
+    "ModelConfig",
+    "MonitorMetric",
+    "OMoEConfig",
+    "RunConfig",
+    "SharedBottomConfig",
+    "SyntheticSource",
+    "TableSource",
+    "TrainingConfig",
+    "apply_override",
+    "describe_validation_error",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,17 @@
+"""One training run of the census study, as plain data (what worker processes receive)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CensusJob:
+    """One training run of the census study."""
+
+    group: int
+    method: str
+    seed: int
+    config: str  # path of the run config
+    data_dir: str
+    task: str | None = None  # single-task runs: the one task this model learns

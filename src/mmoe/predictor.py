@@ -1,0 +1,106 @@
+"""``TrainedModel``: a run directory's preprocessor and network, ready to score new tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmoe.artifacts import load_run_files, save_run_files
+from mmoe.config import RunConfig
+from mmoe.data.preprocessor import Preprocessor
+from mmoe.data.sources import read_any
+from mmoe.errors import ConfigError
+from mmoe.inference import predict_logits
+from mmoe.models.base import MultiTaskModel
+from mmoe.training.evaluation import evaluate
+
+
+class TrainedModel:
+    """A fitted preprocessor and a trained network, ready to predict on new tables.
+
+    Args:
+        config: the run config the model was trained with.
+        preprocessor: the fitted preprocessor.
+        model: the trained network (moved to the CPU; prediction runs there).
+
+    Example:
+        >>> import mmoe
+        >>> run = mmoe.train({"data": {"source": "synthetic", "num_train": 500},
+        ...                   "training": {"epochs": 1}}, progress=False)
+        >>> trained = run.model
+        >>> trained.task_names
+        ('y1', 'y2')
+    """
+
+    def __init__(self, config: RunConfig, preprocessor: Preprocessor, model: MultiTaskModel):
+        self.config = config
+        self.preprocessor = preprocessor
+        self.model = model.cpu().eval()
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return self.model.task_names
+
+    # ---- prediction ----------------------------------------------------------------------------
+
+    def predict(self, data: Any, batch_size: int = 65_536) -> Any:
+        """Per-task predictions as a DataFrame, one column per task, input row order kept.
+
+        Binary tasks give the probability of the positive class; regression tasks give the value.
+        ``data`` is a pandas DataFrame, a pyarrow Table or a CSV/Parquet path; categories unseen
+        in training map to the unknown index, a missing feature column is a ``DataError``.
+        """
+        import pandas as pd
+
+        logits = self.predict_logits(data, batch_size)
+        out = {}
+        for k, task in enumerate(self.preprocessor.tasks):
+            z = logits[:, k]
+            out[task.name] = 1.0 / (1.0 + np.exp(-z)) if task.type == "binary" else z
+        return pd.DataFrame(out)
+
+    def predict_logits(self, data: Any, batch_size: int = 65_536) -> np.ndarray:
+        """Raw model outputs ``(N, T)`` (logits of binary tasks, values of regression tasks)."""
+        batch = self.preprocessor.transform(self._table(data), labels=False)
+        logits, _ = predict_logits(self.model, batch, batch_size)
+        return logits.numpy().astype(np.float64)
+
+    def gate_weights(self, data: Any, batch_size: int = 65_536) -> np.ndarray:
+        """Gate weights ``(N, T, E)``: how each task mixes the experts on each row."""
+        if not self.model.has_gates:
+            raise ConfigError(f"{type(self.model).__name__} has no gates")
+        batch = self.preprocessor.transform(self._table(data), labels=False)
+        _, gates = predict_logits(self.model, batch, batch_size, gates=True)
+        assert gates is not None
+        return gates.numpy()
+
+    def evaluate(self, data: Any, batch_size: int = 65_536) -> dict[str, dict[str, float]]:
+        """Per-task metrics on a labelled table (every task's label column must be present)."""
+        batch = self.preprocessor.transform(self._table(data), labels=True)
+        return evaluate(self.model, batch, self.preprocessor.tasks, batch_size)
+
+    def _table(self, data: Any) -> Any:
+        if isinstance(data, str | Path):
+            return read_any(data, self.config.data)
+        return data
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write the config, preprocessor and weights files into ``run_dir``."""
+        save_run_files(run_dir, self.config, self.preprocessor, self.model)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> TrainedModel:
+        """Rebuild a trained model from a run directory (JSON + safetensors only)."""
+        return cls(*load_run_files(run_dir))
+
+
+def load(run_dir: str | Path) -> TrainedModel:
+    """Load a run directory written by ``mmoe train`` (see :class:`TrainedModel`)."""
+    return TrainedModel.load(run_dir)
+
+
+__all__ = ["TrainedModel", "load"]
