@@ -191,7 +191,9 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, long_config
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("error: stopped by signal 2 at step ")
-    assert f"resume with: mmoe train CONFIG --out {out} --resume" in lines[0]
+    assert lines[0].endswith(
+        f"; checkpoint written; resume with: mmoe train {config} --out {out} --resume"
+    )
     step = int(lines[0].split(" at step ")[1].split(";")[0])
     state = json.loads((tmp_path / "run.partial/checkpoint/trainer.json").read_text())
     assert state["step"] == step  # the checkpoint is of the step the message names

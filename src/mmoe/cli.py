@@ -74,7 +74,9 @@ def train(
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
         _relaunch_with_torchrun(nproc, out)
         return
-    run = run_training(cfg, out, progress=not quiet, overwrite=overwrite, resume=resume)
+    run = run_training(
+        config, out, set_ or [], progress=not quiet, overwrite=overwrite, resume=resume
+    )
     if not run.metrics:  # a rank other than 0 of a data-parallel run: rank 0 reports
         return
     splits = {k: run.metrics[k] for k in ("valid", "test") if k in run.metrics}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import time
@@ -89,6 +90,7 @@ def train(
         >>> sorted(run.metrics["test"])
         ['y1', 'y2']
     """
+    command = _resume_command(config, overrides, out_dir)
     config = resolve_config(config, overrides)
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
@@ -158,7 +160,7 @@ def train(
             if dist.is_main:  # drop records written after the checkpoint; they are redone
                 write_jsonl(staging / HISTORY_FILE, trainer.state.history)
             log.info(f"resuming {staging} at step {trainer.state.step}")
-        with _stop_on_signals(trainer, config, out):
+        with _stop_on_signals(trainer, command):
             result = trainer.fit()
         trained_at = time.perf_counter()
         model = trainer.model
@@ -233,8 +235,19 @@ def _check_resumable(staging: Path, checkpoint_dir: Path, config: RunConfig) -> 
         )
 
 
+def _resume_command(
+    config: Any, overrides: list[str] | tuple[str, ...], out: str | Path | None
+) -> str | None:
+    """The shell command that resumes this run (``CONFIG`` stands for a config given as data)."""
+    if out is None:
+        return None
+    source = shlex.quote(str(config)) if isinstance(config, str | Path) else "CONFIG"
+    sets = "".join(f" --set {shlex.quote(item)}" for item in overrides)
+    return f"mmoe train {source}{sets} --out {shlex.quote(str(out))} --resume"
+
+
 @contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer, config: RunConfig, out: Path | None) -> Iterator[None]:
+def _stop_on_signals(trainer: Trainer, command: str | None) -> Iterator[None]:
     """SIGINT/SIGTERM ask the trainer to checkpoint and stop; the error says how to resume."""
 
     def request(signum: int, frame: Any) -> None:
@@ -249,10 +262,8 @@ def _stop_on_signals(trainer: Trainer, config: RunConfig, out: Path | None) -> I
         yield
     except TrainingInterrupted as exc:
         where = "no checkpoint was written (no --out)"
-        if out is not None:
-            where = (
-                f"checkpoint in {out}.partial; resume with: mmoe train CONFIG --out {out} --resume"
-            )
+        if command is not None:
+            where = f"checkpoint written; resume with: {command}"
         raise TrainingInterrupted(f"{exc}; {where}", exc.exit_code) from None
     finally:
         for s, handler in previous.items():

@@ -26,7 +26,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,37 +47,12 @@ from mmoe.training.evaluation import evaluate
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import make_optimizer
 from mmoe.training.schedule import lr_factor, set_learning_rate
+from mmoe.training.state import FitResult, TrainState
 
 log = logging.getLogger("mmoe.training")
 
 #: Under data parallelism the ranks agree every this many steps whether a stop was requested.
 STOP_SYNC_STEPS = 10
-
-
-@dataclass
-class TrainState:
-    """The plain counters of a run (everything but tensors), as stored in a checkpoint."""
-
-    step: int = 0  # optimizer updates done
-    epoch: int = 1  # the epoch in progress (1-based)
-    epoch_step: int = 0  # updates done in that epoch
-    train_seconds: float = 0.0  # time in training steps, evaluation excluded
-    running_steps: int = 0  # steps and global rows since the last evaluation record
-    running_rows: int = 0
-    finished: bool = False
-    stopped_early: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class FitResult:
-    """What :meth:`Trainer.fit` did. ``best`` is the best evaluation record."""
-
-    history: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    steps: int
-    stopped_early: bool
-    train_seconds: float
 
 
 class Trainer:
@@ -160,6 +134,7 @@ class Trainer:
         self.state = TrainState()
         self.running = torch.zeros(len(self.tasks), device=self.device)  # summed task losses
         self.stop_signal: int | None = None  # set by a signal handler: stop at the next step
+        self._interval_start = time.perf_counter()  # start of the current timing interval
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -188,6 +163,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         self.model.train()
+        self._interval_start = time.perf_counter()
         try:
             while not state.finished and state.epoch <= self.config.epochs:
                 self._epoch(bar)
@@ -208,7 +184,6 @@ class Trainer:
         state = self.state
         every, total = self.eval_every, self.total_steps
         checkpoint_every = self.config.checkpoint_every_steps
-        self._interval_start = time.perf_counter()
         for part in self.source.epoch(state.epoch, start_step=state.epoch_step):
             self.train_step(part)
             bar.update()
