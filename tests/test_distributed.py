@@ -99,3 +99,41 @@ def test_resume_refuses_another_world_size(tmp_path, world_size):
     with pytest.raises(ArtifactError, match="written by 2 process"):
         single.load_state_dict(tensors, plain)
     assert DistContext().world_size == 1
+
+
+def test_interrupted_two_process_run_resumes_with_two_processes(tmp_path):
+    """Ctrl-C on the whole process group: one line, exit 130, a checkpoint; --resume finishes."""
+    import os
+    import signal
+    import time
+
+    config = ddp_config()
+    config["training"].update(epochs=40, checkpoint_every_steps=20)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mmoe", "train", str(path), "--out", str(out), "-q"]
+    proc = subprocess.Popen(
+        [*command, "--nproc", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,  # its own process group, as a terminal's job is
+    )  # fmt: skip
+    state = tmp_path / "run.partial/checkpoint/trainer.json"
+    deadline = time.monotonic() + 120
+    while not (state.exists() and json.loads(state.read_text())["step"] >= 100):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: stopped by signal 2 at step "), err
+    assert lines[0].endswith(f"--out {out} --resume --nproc 2")
+    stopped = json.loads(state.read_text())["step"]
+    assert stopped == int(lines[0].split(" at step ")[1].split(";")[0])
+
+    done = subprocess.run([*command, "--resume", "--nproc", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [16 * k for k in range(1, 41)]  # every epoch's record, once
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 640

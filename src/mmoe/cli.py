@@ -6,6 +6,7 @@ Errors caused by input (a config typo, a missing column, a corrupt run directory
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,8 +51,7 @@ def train(
         typer.Option(
             "--nproc",
             min=1,
-            help="Train with N processes on this machine (DistributedDataParallel through "
-            "torchrun: gloo on CPU, NCCL on GPUs).",
+            help="Train with N processes (DistributedDataParallel through torchrun).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -61,9 +61,9 @@ def train(
 ) -> None:
     """Train a model from CONFIG and save it as a run directory; print per-task metrics.
 
-    Progress and per-evaluation lines go to stderr; stdout holds only the result. A checkpoint
-    is written at every evaluation (and every training.checkpoint_every_steps) into
-    OUT.partial/checkpoint; Ctrl-C or SIGTERM writes one and says how to --resume.
+    Progress goes to stderr; stdout holds only the result.
+    Checkpoints go to OUT.partial/checkpoint at every evaluation.
+    Ctrl-C or SIGTERM writes one and prints the --resume command.
     """
     from mmoe.training.distributed import launched_by_torchrun
     from mmoe.training.run import default_run_dir, resolve_config
@@ -150,36 +150,47 @@ def predict(
 
 
 def _relaunch_with_torchrun(nproc: int, out: Path) -> None:
-    """Run this same ``mmoe train`` command as ``nproc`` processes under torch's launcher."""
-    import subprocess
+    """Run this same ``mmoe train`` command as ``nproc`` processes under torch's launcher.
 
-    args = sys.argv[1:]
+    The launcher runs in this process (what ``torchrun --standalone`` does), so that a signal
+    or a failed rank ends in one line and an exit status rather than the launcher's traceback.
+    """
+    import logging
+    import os
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
     kept: list[str] = []
     skip = False
-    for arg in args:  # drop --nproc N / --nproc=N; pin --out so every rank agrees on it
+    for arg in sys.argv[1:]:  # drop --nproc N / --nproc=N; pin --out so every rank agrees on it
         if skip:
             skip = False
-            continue
-        if arg == "--nproc":
+        elif arg == "--nproc":
             skip = True
-            continue
-        if not arg.startswith("--nproc="):
+        elif not arg.startswith("--nproc="):
             kept.append(arg)
     if not any(a in ("--out", "-o") or a.startswith("--out=") for a in kept):
         kept += ["--out", str(out)]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "mmoe",
-        *kept,
-    ]
-    code = subprocess.call(command)
-    if code:
-        sys.exit(code)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    for name in list(logging.root.manager.loggerDict):  # the launcher's own chatter
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    launcher = ["--standalone", f"--nproc_per_node={nproc}", "-m", "mmoe", *kept]
+    try:
+        run(parse_args(launcher))
+    except SignalException as exc:  # the ranks wrote a checkpoint and said how to resume
+        sys.exit(128 + int(exc.sigval))
+    except ChildFailedError as exc:
+        rank, failure = min(exc.failures.items())
+        if rank != 0 or failure.exitcode < 0:  # rank 0 prints its own error; others do not
+            typer.echo(
+                f"error: training process {rank} of {nproc} failed (exit code "
+                f"{failure.exitcode}); rerun without --nproc to see its error",
+                err=True,
+            )
+        sys.exit(failure.exitcode if failure.exitcode > 0 else 1)
 
 
 def format_metrics(by_split: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -221,7 +232,8 @@ def main() -> None:
         app()
     except MmoeError as exc:
         message = " ".join(str(exc).split())
-        typer.echo(f"error: {message}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line
+            typer.echo(f"error: {message}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)

@@ -64,7 +64,8 @@ class BatchSource(Protocol):
         ...
 
     def state_dict(self) -> dict[str, int]:
-        """Plain values that, with the trainer's epoch and step, fix the batch order."""
+        """Plain values that, with the trainer's epoch and step, fix the batch order (the same
+        on every rank)."""
         ...
 
 
@@ -115,7 +116,8 @@ class InMemorySource:
             yield TrainBatch(self.split.take(mine), len(rows), counts)
 
     def state_dict(self) -> dict[str, int]:
-        return {"seed": self.seed, "rank": self.rank, "world_size": self.world_size}
+        # The same on every rank: a checkpoint written by rank 0 resumes each of them.
+        return {"seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

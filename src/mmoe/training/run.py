@@ -103,6 +103,8 @@ def train(
     start = time.perf_counter()
     device = local_device(config.training.device)
     dist = init_distributed(device)
+    if command is not None and dist.enabled:
+        command += f" --nproc {dist.world_size}"
     try:
         _set_threads(config, dist.local_world_size, device)
         splits = load_splits(config.data)
