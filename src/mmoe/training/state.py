@@ -14,6 +14,7 @@ class TrainState:
     epoch: int = 1  # the epoch in progress (1-based)
     epoch_step: int = 0  # updates done in that epoch
     train_seconds: float = 0.0  # time in training steps, evaluation excluded
+    interval_seconds: float = 0.0  # time in training steps since the last evaluation record
     running_steps: int = 0  # steps and global rows since the last evaluation record
     running_rows: int = 0
     finished: bool = False
