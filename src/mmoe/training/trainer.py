@@ -52,7 +52,7 @@ from mmoe.training.state import FitResult, TrainState
 
 log = logging.getLogger("mmoe.training")
 
-#: The DDP keyword that stops the broadcast of buffers before every forward (newer torch renamed it).
+#: The DDP keyword that stops the broadcast of buffers before every forward; newer torch renamed it.
 _NO_BUFFER_SYNC = (
     {"forward_sync_buffers": False}
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
