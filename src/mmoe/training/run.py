@@ -161,7 +161,8 @@ def train(
             trainer.resume(checkpoint_dir)
             if dist.is_main:  # drop records written after the checkpoint; they are redone
                 write_jsonl(staging / HISTORY_FILE, trainer.state.history)
-            log.info(f"resuming {staging} at step {trainer.state.step}")
+            if dist.is_main:
+                log.info(f"resuming {staging} at step {trainer.state.step}")
         with _stop_on_signals(trainer, command):
             result = trainer.fit()
         trained_at = time.perf_counter()

@@ -211,7 +211,8 @@ class Trainer:
                 return
             self._check_stop_signal()
         if total is None and state.running_steps:  # a stream of unknown length: evaluate its end
-            state.finished = self.evaluation_step() or state.finished
+            if self.evaluation_step():
+                state.stopped_early = state.finished = True
             self.save_checkpoint()
         state.epoch += 1
         state.epoch_step = 0
