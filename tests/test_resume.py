@@ -146,6 +146,13 @@ def wait_for_checkpoint(proc: subprocess.Popen, out: Path, step: int, limit: flo
     raise AssertionError(f"no checkpoint at step {step} within {limit} s")
 
 
+def finish_with_resume(config: Path, out: Path) -> None:
+    """Run ``mmoe train CONFIG --out OUT --resume`` to the end."""
+    done = start_training(config, out, "--resume")
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
+
+
 @pytest.fixture(scope="module")
 def long_config(tmp_path_factory) -> tuple[Path, Path]:
     """A run long enough to be killed mid-way (checkpoint every step), and its uninterrupted end."""
@@ -172,11 +179,7 @@ def test_sigkill_at_two_points_then_resume_is_bit_identical(tmp_path, long_confi
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
-    done = subprocess.run(
-        [sys.executable, "-m", "mmoe", "train", str(config), "--out", str(out), "-q", "--resume"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    finish_with_resume(config, out)
     assert_same_weights(out, whole)
 
 
@@ -197,9 +200,5 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, long_config
     step = int(lines[0].split(" at step ")[1].split(";")[0])
     state = json.loads((tmp_path / "run.partial/checkpoint/trainer.json").read_text())
     assert state["step"] == step  # the checkpoint is of the step the message names
-    done = subprocess.run(
-        [sys.executable, "-m", "mmoe", "train", str(config), "--out", str(out), "-q", "--resume"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    finish_with_resume(config, out)
     assert_same_weights(out, whole)
