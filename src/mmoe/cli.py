@@ -156,7 +156,6 @@ def _relaunch_with_torchrun(nproc: int, out: Path) -> None:
     or a failed rank ends in one line and an exit status rather than the launcher's traceback.
     """
     import logging
-    import os
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
