@@ -8,7 +8,7 @@ A run config has five sections::
     features:  which columns feed the model (categorical, numeric)
     tasks:     one entry per prediction target
     model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
-    training:  optimiser, epochs, early stopping, seed
+    training:  optimiser, schedule, epochs, early stopping, checkpoints, device, seed
 
 Every section forbids unknown keys; a typo, a wrong type or an inconsistent choice is a
 ``ConfigError`` whose message is one line naming the key and the fix.
