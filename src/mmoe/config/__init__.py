@@ -2,13 +2,8 @@
 
 Importing this package loads neither torch nor pyarrow.
 
-A run config has five sections::
-
-    data:      where the rows come from (a CSV/Parquet table, census, or synthetic)
-    features:  which columns feed the model (categorical, numeric)
-    tasks:     one entry per prediction target
-    model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
-    training:  optimiser, schedule, epochs, early stopping, checkpoints, device, seed
+A run config has five sections: ``data``, ``features``, ``tasks``, ``model`` and ``training``
+(``mmoe.config.run`` describes each).
 
 Every section forbids unknown keys; a typo, a wrong type or an inconsistent choice is a
 ``ConfigError`` whose message is one line naming the key and the fix.
