@@ -286,3 +286,20 @@ def test_paper_sizes_give_the_paper_weight_counts():
     model = build_model(mmoe.models.MMoEConfig(), spec, ["y1", "y2"])
     weights = model.experts.weights[0].numel() + model.towers.weights[0].numel()
     assert weights == 100 * 16 * 8 + 2 * 16 * 8 == 13_056
+
+
+def test_gate_rows_and_expert_names_describe_the_gate_tensor() -> None:
+    """Every row and column of the returned gates is named, so reports can label them."""
+    from mmoe.models.mmoe import MMoE
+    from mmoe.models.omoe import OMoE
+    from mmoe.models.shared_bottom import SharedBottom
+    from mmoe.specs import InputSpec
+
+    inputs = InputSpec((), (), 5)
+    for cls in (MMoE, OMoE):
+        model = cls(inputs, ["a", "b"], num_experts=3)
+        _, gates = model(torch.zeros(2, 0, dtype=torch.long), torch.randn(2, 5), return_gates=True)
+        assert model.gate_rows == ((0, "a"), (0, "b"))
+        assert model.expert_names == ("expert0", "expert1", "expert2")
+        assert gates.shape[1:] == (len(model.gate_rows), len(model.expert_names))
+    assert SharedBottom(inputs, ["a"]).gate_rows == ()

@@ -18,8 +18,9 @@ class MultiTaskModel(nn.Module):
 
     ``forward`` takes and returns tensors only, so DistributedDataParallel, ``torch.export`` and
     ONNX export call the module itself. With ``return_gates=True`` it returns ``(logits, gates)``,
-    gates ``(B, T, E)`` or ``None`` for a model without gates. :meth:`task_outputs` maps the logits
-    of a :class:`Batch` to ``{task: (B,)}`` for users. Models return logits; the sigmoid of a
+    gates ``(B, G, E)`` (``G = T`` for MMoE and OMoE; see :attr:`gate_rows`) or ``None`` for
+    a model without gates. :meth:`task_outputs` maps the logits of a :class:`Batch` to
+    ``{task: (B,)}`` for users. Models return logits; the sigmoid of a
     binary task is applied only by the loss, by prediction and by export (DESIGN.md §4).
     """
 
@@ -40,10 +41,26 @@ class MultiTaskModel(nn.Module):
     def num_tasks(self) -> int:
         return len(self.task_names)
 
+    @property
+    def gate_rows(self) -> tuple[tuple[int, str], ...]:
+        """What each row of ``gates (B, G, E)`` is: ``(level, gate name)``, empty without gates.
+
+        A task's gate is named after the task. MMoE and OMoE have one level and ``G = T`` rows;
+        architectures with several levels or shared gates (CGC, PLE) override this, with the
+        gates of every level stacked along ``G`` and each row spread over all ``E`` experts of
+        its level (zero for an expert the gate does not select).
+        """
+        return tuple((0, task) for task in self.task_names) if self.has_gates else ()
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        """Names of the ``E`` experts along the last dimension of ``gates``; empty without gates."""
+        return ()
+
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
     ) -> Tensor | tuple[Tensor, Tensor | None]:
-        """Logits ``(B, T)``; with ``return_gates``, ``(logits, gates (B, T, E) or None)``."""
+        """Logits ``(B, T)``; with ``return_gates``, ``(logits, gates (B, G, E) or None)``."""
         raise NotImplementedError
 
     def task_outputs(self, batch: Batch) -> dict[str, Tensor]:

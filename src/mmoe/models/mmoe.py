@@ -56,6 +56,10 @@ class MMoE(MultiTaskModel):
             dropout=dropout,
         )
 
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        return tuple(f"expert{i}" for i in range(self.experts.n))
+
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
     ) -> Tensor | tuple[Tensor, Tensor | None]:
