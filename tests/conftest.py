@@ -2,6 +2,10 @@
 
 Tests that need ../shared/data skip when it is absent (a user's own clone) and fail instead when
 MMOE_REQUIRE_DATA=1, which .ci/run sets so CI always runs them.
+
+The suite checks exact, CPU-defined results (bit-identical resume, evaluate == train's metrics), so
+it hides GPUs from itself and from the processes it starts (``training.device: auto`` then means
+the CPU). ``MMOE_TEST_CUDA=1 pytest tests/test_cuda.py`` runs the CUDA tests on a GPU machine.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ SHARED_DATA = Path(os.environ.get("MMOE_SHARED_DATA", ROOT.parent / "shared" / "
 CENSUS_DIR = SHARED_DATA / "census-income"
 MOVIELENS_DIR = SHARED_DATA / "movielens-100k"
 CENSUS_ROWS = 3000  # rows taken from each census file for the fast tests
+
+if os.environ.get("MMOE_TEST_CUDA") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch first looks for a GPU
 
 
 def require(path: Path) -> Path:

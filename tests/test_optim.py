@@ -307,3 +307,20 @@ def test_set_learning_rate_on_fused_adam_and_torch_optim():
         assert [g["lr"] for g in optimizer.param_groups] == [0.1, 0.2]
         with pytest.raises(ValueError, match="1 base learning rates for 2 parameter groups"):
             set_learning_rate(optimizer, [0.2], 0.5)
+
+
+def test_loaded_moments_take_the_layout_of_their_parameter():
+    """torch.optim loads moments contiguous; the fused CUDA kernel needs the parameter's layout."""
+    from mmoe.training.optim import load_optimizer_state
+
+    weight = nn.Parameter(torch.randn(3, 4, 5).permute(1, 0, 2))  # stored transposed, like experts
+    opt = torch.optim.Adam([weight], lr=0.1)
+    weight.grad = torch.randn_like(weight)
+    opt.step()
+    saved = opt.state_dict()
+    saved["state"][0] = {k: v.contiguous() for k, v in saved["state"][0].items()}  # as if read
+    fresh = torch.optim.Adam([weight], lr=0.1)
+    load_optimizer_state(fresh, saved)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert fresh.state[weight][key].stride() == weight.stride()
+        assert torch.equal(fresh.state[weight][key], saved["state"][0][key])

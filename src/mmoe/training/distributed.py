@@ -81,8 +81,20 @@ def init_distributed(device: torch.device) -> DistContext:
 
 
 def local_device(kind: str) -> torch.device:
-    """The device of this process: under ``torchrun`` each process takes its local GPU."""
-    return resolve_device(kind, int(os.environ.get("LOCAL_RANK", 0)))
+    """The device of this process: under ``torchrun`` each process takes its local GPU.
+
+    NCCL needs a GPU of its own for every process of a machine, so more local processes than
+    GPUs is an error (for ``auto`` too: a silent fall-back to the CPU would hide the GPU).
+    """
+    device = resolve_device(kind, int(os.environ.get("LOCAL_RANK", 0)))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if launched_by_torchrun() else 1
+    if device.type == "cuda" and local > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise ConfigError(
+            f"{local} processes on this machine but torch sees {gpus} GPU(s), and each process "
+            f"needs its own; use --nproc {gpus} or training.device: cpu"
+        )
+    return device
 
 
 def shutdown(ctx: DistContext) -> None:

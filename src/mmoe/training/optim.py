@@ -257,6 +257,31 @@ class FusedAdam:
                 self.exp_avg_sqs[i].copy_(entry["exp_avg_sq"])
 
 
+def load_optimizer_state(
+    optimizer: FusedAdam | torch.optim.Optimizer, state: Mapping[str, Any]
+) -> None:
+    """``optimizer.load_state_dict(state)``, with every moment laid out like its parameter.
+
+    ``torch.optim`` moves loaded moments to the parameter's device as contiguous tensors, while
+    a fresh optimizer's moments copy the parameter's strides (mmoe's first expert layer is stored
+    transposed). The fused CUDA kernel refuses tensors whose layouts differ, so the moments are
+    copied back into the parameter's layout. :class:`FusedAdam` copies in place already.
+    """
+    optimizer.load_state_dict(dict(state))
+    if isinstance(optimizer, FusedAdam):
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            entry = optimizer.state.get(p, {})
+            for key, value in entry.items():
+                if (
+                    isinstance(value, Tensor)
+                    and value.shape == p.shape
+                    and value.stride() != p.stride()
+                ):
+                    entry[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def make_optimizer(
     name: str,
     params: Iterable[nn.Parameter] | Iterable[Mapping[str, Any]],

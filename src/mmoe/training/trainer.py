@@ -46,7 +46,7 @@ from mmoe.training.distributed import DistContext, all_reduce_sum, any_rank, bro
 from mmoe.training.early_stopping import BestKeeper
 from mmoe.training.evaluation import evaluate
 from mmoe.training.losses import MultiTaskLoss
-from mmoe.training.optim import make_optimizer
+from mmoe.training.optim import load_optimizer_state, make_optimizer
 from mmoe.training.schedule import lr_factor, set_learning_rate
 from mmoe.training.state import FitResult, TrainState
 
@@ -338,7 +338,7 @@ class Trainer:
         optimizer_state = ckpt.join_optimizer_state(
             ckpt.unprefixed("optimizer", tensors), plain["optimizer"]
         )
-        self.optimizer.load_state_dict(optimizer_state)
+        load_optimizer_state(self.optimizer, optimizer_state)
         best = {k: v.to(self.device) for k, v in ckpt.unprefixed("best", tensors).items()}
         self.keeper.load_state_dict(best, plain["keeper"])
         self.running.copy_(tensors["running_loss"])
