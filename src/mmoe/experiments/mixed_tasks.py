@@ -68,8 +68,9 @@ def make_click_watch(
         P(click) = σ(-1 + user_bias[u] + item_bias[i] + device_effect[d] + x·w)
         watch_seconds = click · exp(4 + item_quality[i] + x·v + ε),  ε ~ N(0, 0.6²)
 
-    so the seconds are heavy-tailed (median about a minute when clicked, a tail of several
-    hundred seconds) and their squared error is about 10⁴ times a cross-entropy.
+    so the seconds are heavy-tailed (from seed 0: click rate 0.35, median 40 s and 99th
+    percentile 295 s when clicked, std 45 s over all rows): their squared error starts
+    thousands of times larger than a cross-entropy.
 
     Example:
         >>> train, valid, test = make_click_watch((100, 20, 20), seed=0)

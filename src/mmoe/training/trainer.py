@@ -440,7 +440,11 @@ def _full(part: TrainBatch, num_tasks: int) -> Tensor:
 def _summary(record: dict[str, Any]) -> str:
     losses = " ".join(f"{k} {v:.4f}" for k, v in record["train_loss"].items())
     scores = " ".join(f"{task} {_headline(m)}" for task, m in record["valid"].items())
-    return f"step {record['step']} (epoch {record['epoch']})  train loss: {losses}  valid: {scores}"
+    line = f"step {record['step']} (epoch {record['epoch']})  train loss: {losses}  valid: {scores}"
+    if "task_weighting" in record:
+        weights = record["task_weighting"]["weights"]
+        line += "  task weights: " + " ".join(f"{k} {v:.3f}" for k, v in weights.items())
+    return line
 
 
 def _headline(metrics: dict[str, float]) -> str:
