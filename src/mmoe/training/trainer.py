@@ -283,6 +283,10 @@ class Trainer:
         total = self.weighting.combine(per_task, scale=float(self.dist.world_size))
         self.optimizer.zero_grad()
         total.backward()
+        if self.dist.enabled:  # DDP syncs the model's gradients only: average the weights' too
+            for p in self.weighting.parameters():
+                if p.grad is not None:
+                    p.grad = all_reduce_sum(self.dist, p.grad) / self.dist.world_size
         self.weighting.before_step()
         self.optimizer.step()
         self.weighting.after_step()

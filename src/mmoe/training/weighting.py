@@ -211,8 +211,9 @@ class GradNorm(TaskWeighting):
         norms = []
         for k in range(losses.numel()):
             (grad,) = torch.autograd.grad(losses[k], shared, retain_graph=True, allow_unused=True)
-            norms.append(torch.zeros(()) if grad is None else grad.detach().norm())
-        norm = torch.stack(norms).to(losses.device)  # ‖∇_W L_k‖, (T,)
+            zero = torch.zeros((), device=losses.device)
+            norms.append(zero if grad is None else grad.detach().norm())
+        norm = torch.stack(norms)  # ‖∇_W L_k‖, (T,)
         w = self.task_weights.detach()
         g = w * norm  # G_k
         ratio = losses.detach() / self.initial_loss.clamp(min=1e-12)  # L̃_k
