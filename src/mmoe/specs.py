@@ -93,8 +93,10 @@ class TaskSpec(BaseModel):
 
     ``binary`` labels are 1 where the column value is in ``positive``, or ``>= threshold``; with
     neither, the column must hold 0/1 (or true/false). Giving ``negative`` too makes any value in
-    neither list an error. ``regression`` labels are the column's numeric values. A missing value
-    masks the row out of that task's loss and metrics.
+    neither list an error. ``regression`` labels are the column's numeric values, standardised
+    with training statistics unless ``standardize: false``. A missing value (null, NaN, an empty
+    cell) masks the row out of that task's loss and metrics. ``loss`` and its options
+    (``gamma``, ``pos_weight``, ``delta``) are described in ``mmoe.training.losses``.
 
     Example (YAML)::
 
@@ -102,6 +104,8 @@ class TaskSpec(BaseModel):
           - {name: income, column: income, type: binary, positive: ["50000+."]}
           - {name: like, column: rating, type: binary, threshold: 4}
           - {name: rating, column: rating, type: regression, weight: 0.5}
+          - {name: buy, column: bought, type: binary, loss: focal, gamma: 2, pos_weight: 10}
+          - {name: watch, column: seconds, type: regression, loss: huber, delta: 1.5}
     """
 
     model_config = ConfigDict(extra="forbid")
