@@ -106,7 +106,7 @@ def test_labels_threshold_positive_and_missing_mask():
     tasks = [
         TaskSpec(name="like", column="r", type="binary", threshold=4),
         TaskSpec(name="a", column="kind", type="binary", positive=["a"]),
-        TaskSpec(name="rating", column="r", type="regression"),
+        TaskSpec(name="rating", column="r", type="regression", standardize=False),
     ]
     batch = Preprocessor(FeaturesConfig(numeric=["x"]), tasks).fit(df).transform(df)
     assert batch.labels[:, 0].tolist() == [0, 1, 0, 1]

@@ -216,6 +216,8 @@ def format_metrics(by_split: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, int):  # counts (gauc_groups)
+        return str(value)
     return "-" if value is None or value != value else f"{value:.4f}"  # NaN: "-" too
 
 

@@ -11,6 +11,8 @@ from mmoe.artifacts import load_run_files, save_run_files
 from mmoe.config import RunConfig
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import read_any
+from mmoe.data.tables import as_arrow, group_codes
+from mmoe.data.targets import to_original_units
 from mmoe.errors import ConfigError
 from mmoe.inference import predict_logits
 from mmoe.models.base import MultiTaskModel
@@ -54,15 +56,23 @@ class TrainedModel:
         """
         import pandas as pd
 
-        logits = self.predict_logits(data, batch_size)
+        tasks = self.preprocessor.tasks
+        values = to_original_units(
+            self.preprocessor.target_stats_, tasks, self.predict_logits(data, batch_size)
+        )
         out = {}
-        for k, task in enumerate(self.preprocessor.tasks):
-            z = logits[:, k]
+        for k, task in enumerate(tasks):
+            z = values[:, k]
             out[task.name] = 1.0 / (1.0 + np.exp(-z)) if task.type == "binary" else z
         return pd.DataFrame(out)
 
     def predict_logits(self, data: Any, batch_size: int = 65_536) -> np.ndarray:
-        """Raw model outputs ``(N, T)`` (logits of binary tasks, values of regression tasks)."""
+        """Raw model outputs ``(N, T)``: logits of binary tasks, values of regression tasks.
+
+        A standardised regression task's value is in standard deviations of its target; its
+        own unit is ``value * std + mean`` with ``preprocessor.target_stats_[task]``
+        (:meth:`predict` does that).
+        """
         batch = self.preprocessor.transform(self._table(data), labels=False)
         logits, _ = predict_logits(self.model, batch, batch_size)
         return logits.numpy().astype(np.float64)
@@ -77,9 +87,23 @@ class TrainedModel:
         return gates.numpy()
 
     def evaluate(self, data: Any, batch_size: int = 65_536) -> dict[str, dict[str, float]]:
-        """Per-task metrics on a labelled table (every task's label column must be present)."""
-        batch = self.preprocessor.transform(self._table(data), labels=True)
-        return evaluate(self.model, batch, self.preprocessor.tasks, batch_size)
+        """Per-task metrics on a labelled table (every task's label column must be present).
+
+        Regression metrics are in the target's own unit; with ``metrics.group_by`` in the run
+        config, binary tasks also get the grouped AUC (the column must be in the table).
+        """
+        table = as_arrow(self._table(data))
+        batch = self.preprocessor.transform(table, labels=True)
+        group_by = self.config.metrics.group_by
+        groups = None if group_by is None else group_codes(table, group_by)
+        return evaluate(
+            self.model,
+            batch,
+            self.preprocessor.tasks,
+            batch_size,
+            target_stats=self.preprocessor.target_stats_,
+            groups=groups,
+        )
 
     def _table(self, data: Any) -> Any:
         if isinstance(data, str | Path):

@@ -93,8 +93,10 @@ class TaskSpec(BaseModel):
 
     ``binary`` labels are 1 where the column value is in ``positive``, or ``>= threshold``; with
     neither, the column must hold 0/1 (or true/false). Giving ``negative`` too makes any value in
-    neither list an error. ``regression`` labels are the column's numeric values. A missing value
-    masks the row out of that task's loss and metrics.
+    neither list an error. ``regression`` labels are the column's numeric values, standardised
+    with training statistics unless ``standardize: false``. A missing value (null, NaN, an empty
+    cell) masks the row out of that task's loss and metrics. ``loss`` and its options
+    (``gamma``, ``pos_weight``, ``delta``) are described in ``mmoe.training.losses``.
 
     Example (YAML)::
 
@@ -102,6 +104,8 @@ class TaskSpec(BaseModel):
           - {name: income, column: income, type: binary, positive: ["50000+."]}
           - {name: like, column: rating, type: binary, threshold: 4}
           - {name: rating, column: rating, type: regression, weight: 0.5}
+          - {name: buy, column: bought, type: binary, loss: focal, gamma: 2, pos_weight: 10}
+          - {name: watch, column: seconds, type: regression, loss: huber, delta: 1.5}
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -113,9 +117,39 @@ class TaskSpec(BaseModel):
     negative: list[Scalar] | None = None
     threshold: float | None = None
     weight: float = Field(default=1.0, ge=0.0)  # multiplies this task's loss
+    # Per-task loss options (mixed binary + regression tasks).
+    loss: Literal["bce", "focal", "mse", "huber"] | None = Field(
+        default=None,
+        description="the task's loss: bce or focal (binary), mse or huber (regression); "
+        "null: bce for binary tasks, mse for regression tasks",
+    )
+    gamma: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="focal loss focusing parameter: (1 - p_t)^gamma scales the cross-entropy; "
+        "0 gives bce; null: 2 (Lin et al., ICCV 2017); needs loss: focal",
+    )
+    pos_weight: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="weight of the positive class in bce/focal (e.g. negatives / positives "
+        "for rare positives); null: 1; binary tasks only",
+    )
+    delta: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="huber loss threshold, in the units the loss sees (standard deviations of "
+        "the target when it is standardised); null: 1; needs loss: huber",
+    )
+    standardize: bool | None = Field(
+        default=None,
+        description="standardise a regression target with training mean and std for the loss "
+        "(predictions and metrics stay in the original unit); null: true; regression only",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
+        self._check_loss_options()
         if self.type == "regression" and (self.positive, self.negative, self.threshold) != (
             None,
             None,
@@ -127,6 +161,33 @@ class TaskSpec(BaseModel):
         if self.negative is not None and self.positive is None:
             raise ValueError(f"task {self.name!r}: negative needs positive too")
         return self
+
+    def _check_loss_options(self) -> None:
+        """Loss options must fit the task type and the chosen loss."""
+        allowed = ("bce", "focal") if self.type == "binary" else ("mse", "huber")
+        if self.loss is not None and self.loss not in allowed:
+            raise ValueError(
+                f"task {self.name!r}: loss {self.loss!r} does not apply to a {self.type} task; "
+                f"use {' or '.join(allowed)}"
+            )
+        if self.gamma is not None and self.loss != "focal":
+            raise ValueError(f"task {self.name!r}: gamma needs loss: focal")
+        if self.delta is not None and self.loss != "huber":
+            raise ValueError(f"task {self.name!r}: delta needs loss: huber")
+        if self.pos_weight is not None and self.type != "binary":
+            raise ValueError(f"task {self.name!r}: pos_weight applies to binary tasks only")
+        if self.standardize is not None and self.type != "regression":
+            raise ValueError(f"task {self.name!r}: standardize applies to regression tasks only")
+
+    @property
+    def loss_name(self) -> str:
+        """The loss this task trains with (``loss``, or the default of its type)."""
+        return self.loss or ("bce" if self.type == "binary" else "mse")
+
+    @property
+    def standardized(self) -> bool:
+        """Whether the target is standardised with training statistics (regression default)."""
+        return self.type == "regression" and self.standardize is not False
 
 
 @dataclass(frozen=True)

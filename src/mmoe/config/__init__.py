@@ -2,8 +2,8 @@
 
 Importing this package loads neither torch nor pyarrow.
 
-A run config has five sections: ``data``, ``features``, ``tasks``, ``model`` and ``training``
-(``mmoe.config.run`` describes each).
+A run config has the sections ``data``, ``features``, ``tasks``, ``model``, ``training`` and
+``metrics`` (``mmoe.config.run`` describes each).
 
 Every section forbids unknown keys; a typo, a wrong type or an inconsistent choice is a
 ``ConfigError`` whose message is one line naming the key and the fix.
@@ -22,6 +22,7 @@ from mmoe.config.run import (
     ARTIFACT_KEYS,
     CensusSource,
     DataConfig,
+    MetricsConfig,
     MonitorMetric,
     RunConfig,
     SyntheticSource,
@@ -34,6 +35,7 @@ __all__ = [
     "CensusSource",
     "DataConfig",
     "MMoEConfig",
+    "MetricsConfig",
     "ModelConfig",
     "MonitorMetric",
     "OMoEConfig",

@@ -1,12 +1,14 @@
 """The sections of a run config and the whole ``RunConfig`` (plain pydantic, no torch).
 
-A run config has five sections::
+A run config has these sections::
 
     data:      where the rows come from (a CSV/Parquet table, census, or synthetic)
     features:  which columns feed the model (categorical, numeric)
     tasks:     one entry per prediction target
     model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
-    training:  optimiser, schedule, epochs, early stopping, checkpoints, device, seed
+    training:  optimiser, schedule, epochs, early stopping, checkpoints, device, seed,
+               task weighting
+    metrics:   optional extra metrics (group_by: grouped AUC)
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ DataConfig = Annotated[TableSource | CensusSource | SyntheticSource, Field(discr
 #: Keys a saved ``config.json`` adds; ignored when it is read back as a config.
 ARTIFACT_KEYS = ("format_version", "mmoe_version")
 
-MonitorMetric = Literal["auc", "logloss", "rmse", "mse"]
+MonitorMetric = Literal["auc", "logloss", "gauc", "rmse", "mse", "mae", "r2"]
 
 
 class TrainingConfig(_Section):
@@ -89,6 +91,30 @@ class TrainingConfig(_Section):
     warmup_steps: int = Field(default=0, ge=0)  # linear ramp of the learning rate from ~0
     checkpoint_every_steps: int | None = Field(default=None, ge=1)  # None: at evaluations only
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
+    task_weighting: Literal["fixed", "uncertainty", "dwa", "gradnorm"] = Field(
+        default="fixed",
+        description="how task losses are combined: fixed (the tasks' weight), uncertainty "
+        "(learned log-variances, Kendall et al. 2018), dwa (dynamic weight average, Liu et al. "
+        "2019) or gradnorm (Chen et al. 2018, on the last shared layer)",
+    )
+    dwa_temperature: float = Field(
+        default=2.0, gt=0.0, description="temperature T of task_weighting: dwa (2 in the paper)"
+    )
+    gradnorm_alpha: float = Field(
+        default=1.5,
+        ge=0.0,
+        description="asymmetry alpha of task_weighting: gradnorm (how hard slow tasks are pushed)",
+    )
+
+
+class MetricsConfig(_Section):
+    """Evaluation metrics beyond the per-task defaults."""
+
+    group_by: str | None = Field(
+        default=None,
+        description="column whose values group rows (e.g. user_id): binary tasks also report "
+        "gauc, the row-weighted mean of per-group AUCs over groups holding both classes",
+    )
 
 
 class RunConfig(_Section):
@@ -100,6 +126,7 @@ class RunConfig(_Section):
     tasks: list[TaskSpec] = Field(min_length=1)
     model: ModelConfig
     training: TrainingConfig = TrainingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -143,12 +170,16 @@ class RunConfig(_Section):
         metric = self.training.monitor_metric
         if metric is not None:
             kind = self.monitor().type
-            allowed = ("auc", "logloss") if kind == "binary" else ("rmse", "mse")
+            allowed = (
+                ("auc", "logloss", "gauc") if kind == "binary" else ("rmse", "mse", "mae", "r2")
+            )
             if metric not in allowed:
                 raise ValueError(
                     f"training.monitor_metric {metric!r} does not apply to a {kind} task; "
                     f"use one of {', '.join(allowed)}"
                 )
+            if metric == "gauc" and self.metrics.group_by is None:
+                raise ValueError("training.monitor_metric gauc needs metrics.group_by: COLUMN")
         return self
 
     def monitor(self) -> TaskSpec:
@@ -169,6 +200,7 @@ __all__ = [
     "ARTIFACT_KEYS",
     "CensusSource",
     "DataConfig",
+    "MetricsConfig",
     "MonitorMetric",
     "RunConfig",
     "SyntheticSource",

@@ -6,6 +6,9 @@ Example:
     >>> y, mask = task_labels(task, pa.chunked_array([[5, 2, None]]))
     >>> y.tolist(), mask.tolist()
     ([1.0, 0.0, 0.0], [True, True, False])
+    >>> buy = TaskSpec(name="buy", column="buy", type="binary", positive=["y"], negative=["n"])
+    >>> task_labels(buy, pa.chunked_array([["y", "", "n"]]))[1].tolist()  # empty: missing
+    [True, False, True]
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from mmoe.specs import TaskSpec
 
 
 def task_labels(task: TaskSpec, values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels ``float32[N]`` of ``task`` (0 where missing) and mask ``bool[N]`` (false there)."""
+    """Labels ``float32[N]`` of ``task`` (0 where missing) and mask ``bool[N]`` (false there).
+
+    A label is missing where the cell is null, NaN, or empty text (an empty CSV cell of a text
+    column): that row is masked out of the task's loss and metrics.
+    """
+    values = _blank_as_null(values)
     if task.type == "regression" or task.threshold is not None:
         x = to_float(values, f"task {task.name!r}: label column {task.column!r}")
         mask = np.isfinite(x)
@@ -58,6 +66,14 @@ def check_labels(task: TaskSpec, y: np.ndarray) -> None:
             f"task {task.name!r}: every training label is {what}"
             + (f"; {fix}" if fix else "; the task needs both classes")
         )
+
+
+def _blank_as_null(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text cells that are empty or only spaces become nulls (missing labels)."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return values
+    blank = pc.equal(pc.utf8_trim_whitespace(values), "")
+    return pc.if_else(blank, pa.scalar(None, values.type), values)
 
 
 def _preview(values: list[Any], limit: int = 3) -> str:

@@ -7,7 +7,8 @@ refuses to run unfitted. Its state is plain JSON (``to_dict`` / ``from_dict``), 
 Conventions (DESIGN.md §4): vocabulary index 0 is reserved for unknown, missing and rare values
 (fewer than ``min_frequency`` training rows); known tokens follow by descending training frequency,
 ties broken by the token's text. Numeric columns: optional ``log1p``, missing → training mean,
-then standardised with the training mean and (population) standard deviation.
+then standardised with the training mean and (population) standard deviation. Regression
+labels are standardised too (``mmoe.data.targets``; ``target_stats_``), unless a task opts out.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from mmoe.data.batch import Batch
 from mmoe.data.labels import check_labels, task_labels
 from mmoe.data.tables import as_arrow, canonical_strings, column, to_float
+from mmoe.data.targets import TargetStats, fit_target_stats, standardize_targets
 from mmoe.errors import ArtifactError
 from mmoe.io import read_json, write_json
 from mmoe.specs import FeaturesConfig, InputSpec, NumericFeature, TaskSpec
@@ -74,9 +76,14 @@ class Preprocessor:
             # Impute, then scale: the statistics of SimpleImputer(mean) → StandardScaler.
             std = float(np.where(known, x, mean).std())
             self.numeric_stats_[feat.name] = {"mean": mean, "std": std if std > 0 else 1.0}
-        for task in self.tasks:
+        labels = np.zeros((table.num_rows, len(self.tasks)), dtype=np.float32)
+        known = np.zeros(labels.shape, dtype=bool)
+        for k, task in enumerate(self.tasks):
             y, mask = task_labels(task, column(table, task.column, f"label of task {task.name!r}"))
             check_labels(task, y[mask])
+            labels[:, k], known[:, k] = y, mask
+        # Regression targets: trained in standard deviations, predicted in their own unit.
+        self.target_stats_: TargetStats = fit_target_stats(self.tasks, labels, known)
         return self
 
     @property
@@ -119,6 +126,7 @@ class Preprocessor:
             y[:, k], mask[:, k] = task_labels(
                 task, column(table, task.column, f"label of task {task.name!r}")
             )
+        standardize_targets(self.target_stats_, self.tasks, y, mask)
         return Batch(
             torch.from_numpy(cat),
             torch.from_numpy(num),
@@ -154,6 +162,7 @@ class Preprocessor:
             "tasks": [t.model_dump(mode="json") for t in self.tasks],
             "vocabularies": self.vocabularies_,
             "numeric_stats": self.numeric_stats_,
+            "target_stats": self.target_stats_,
         }
 
     @classmethod
@@ -170,6 +179,8 @@ class Preprocessor:
         )
         pre.vocabularies_ = {k: list(v) for k, v in state["vocabularies"].items()}
         pre.numeric_stats_ = {k: dict(v) for k, v in state["numeric_stats"].items()}
+        # Absent in files written before targets were standardised: those trained on raw values.
+        pre.target_stats_ = {k: dict(v) for k, v in state.get("target_stats", {}).items()}
         missing = [f.name for f in pre.features.categorical if f.name not in pre.vocabularies_]
         missing += [f.name for f in pre.features.numeric if f.name not in pre.numeric_stats_]
         if missing:

@@ -76,6 +76,9 @@ def job_config(job: SyntheticJob) -> dict[str, Any]:
         "data": {"source": "synthetic", "correlation": job.correlation, "num_train": p.num_train,
                  "num_valid": p.num_test, "num_test": p.num_test, "seed": job.seed,
                  **p.constants},
+        # The paper's loss is the raw squared error of each task: no target standardisation.
+        "tasks": [{"name": y, "column": y, "type": "regression", "standardize": False}
+                  for y in ("y1", "y2")],
         "model": MODELS[job.model],
         "training": {"epochs": p.epochs, "batch_size": p.batch_size,
                      "learning_rate": p.learning_rate, "seed": job.seed, "patience": None,

@@ -63,6 +63,13 @@ class MultiTaskModel(nn.Module):
         """Logits ``(B, T)``; with ``return_gates``, ``(logits, gates (B, G, E) or None)``."""
         raise NotImplementedError
 
+    def shared_layer_weight(self) -> Tensor | None:
+        """The weight of the last layer every task shares, or ``None`` if there is none.
+
+        ``training.task_weighting: gradnorm`` balances the tasks' gradient norms on it.
+        """
+        return None
+
     def task_outputs(self, batch: Batch) -> dict[str, Tensor]:
         """Per-task logits ``{task: (B,)}`` of a batch, in the model's task order."""
         logits = self(batch.categorical, batch.numeric)

@@ -60,6 +60,10 @@ class MMoE(MultiTaskModel):
     def expert_names(self) -> tuple[str, ...]:
         return tuple(f"expert{i}" for i in range(self.experts.n))
 
+    def shared_layer_weight(self) -> Tensor:
+        """The experts' last layer (all experts, stacked)."""
+        return self.experts.weights[-1]
+
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
     ) -> Tensor | tuple[Tensor, Tensor | None]:

@@ -48,6 +48,10 @@ class SharedBottom(MultiTaskModel):
             dropout=dropout,
         )
 
+    def shared_layer_weight(self) -> Tensor:
+        """The bottom's last layer."""
+        return self.bottom.weights[-1]
+
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
     ) -> Tensor | tuple[Tensor, None]:

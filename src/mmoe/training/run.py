@@ -29,6 +29,7 @@ from mmoe.config import RunConfig, load_config, parse_config
 from mmoe.data.loaders import InMemorySource
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
+from mmoe.data.tables import group_codes
 from mmoe.errors import ArtifactError, TrainingInterrupted
 from mmoe.io import append_jsonl, read_json, write_json, write_jsonl
 from mmoe.logs import enable_console_logging
@@ -121,6 +122,12 @@ def train(
         test_batch = (
             None if splits.test is None else preprocessor.transform(splits.test, labels=True)
         )
+        group_by = config.metrics.group_by
+        valid_groups = None if group_by is None else group_codes(splits.valid, group_by)
+        test_groups = (
+            None if group_by is None or splits.test is None else group_codes(splits.test, group_by)
+        )
+        targets = preprocessor.target_stats_
         prepared = time.perf_counter()
 
         torch.manual_seed(config.training.seed)
@@ -155,6 +162,8 @@ def train(
             checkpoint_dir=checkpoint_dir,
             on_evaluate=log_record,
             progress=progress,
+            target_stats=targets,
+            valid_groups=valid_groups,
         )
         if resume:
             assert checkpoint_dir is not None and staging is not None
@@ -174,10 +183,14 @@ def train(
             "best": result.best,
             "steps": result.steps,
             "stopped_early": result.stopped_early,
-            "valid": evaluate(model, valid_batch, config.tasks),
+            "valid": evaluate(
+                model, valid_batch, config.tasks, target_stats=targets, groups=valid_groups
+            ),
         }
         if test_batch is not None:
-            metrics["test"] = evaluate(model, test_batch, config.tasks)
+            metrics["test"] = evaluate(
+                model, test_batch, config.tasks, target_stats=targets, groups=test_groups
+            )
         metrics["seconds"] = {
             "prepare": round(prepared - start, 3),
             "train": round(trained_at - prepared, 3),

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
@@ -49,6 +50,7 @@ from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import load_optimizer_state, make_optimizer
 from mmoe.training.schedule import lr_factor, set_learning_rate
 from mmoe.training.state import FitResult, TrainState
+from mmoe.training.weighting import make_weighting
 
 log = logging.getLogger("mmoe.training")
 
@@ -78,6 +80,10 @@ class Trainer:
         checkpoint_dir: where checkpoints go (rank 0 writes); ``None``: no checkpoints.
         on_evaluate: called on rank 0 with every evaluation record (e.g. to log it to a file).
         progress: show a progress bar and per-evaluation log lines (rank 0 only).
+        target_stats: the preprocessor's ``target_stats_``: validation metrics of standardised
+            regression tasks are reported in the target's own unit.
+        valid_groups: ``(N,)`` group key of every validation row (``metrics.group_by``): binary
+            tasks also report the grouped AUC.
 
     Example:
         >>> from mmoe.config import TrainingConfig
@@ -112,6 +118,8 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         on_evaluate: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True,
+        target_stats: dict[str, dict[str, float]] | None = None,
+        valid_groups: np.ndarray | None = None,
     ) -> None:
         self.device = device or torch.device("cpu")
         self.dist = dist or DistContext()
@@ -127,10 +135,29 @@ class Trainer:
         self.config, self.monitor = config, monitor
         self.checkpoint_dir, self.on_evaluate = checkpoint_dir, on_evaluate
         self.progress = progress and self.dist.is_main
+        self.target_stats, self.valid_groups = target_stats, valid_groups
         self.loss_fn = MultiTaskLoss(tasks).to(self.device)
+        # None for the default fixed weighting: the training step then runs as it always did.
+        self.weighting = make_weighting(
+            config.task_weighting,
+            self.tasks,
+            self.model.shared_layer_weight(),
+            dwa_temperature=config.dwa_temperature,
+            gradnorm_alpha=config.gradnorm_alpha,
+            world_size=self.dist.world_size,
+        )
+        params: Any = self.model.parameters()
+        if self.weighting is not None:
+            self.weighting.to(self.device)
+            learned = list(self.weighting.parameters())
+            if learned:  # learned task weights: their own group, without weight decay
+                params = [
+                    {"params": list(self.model.parameters())},
+                    {"params": learned, "weight_decay": 0.0},
+                ]
         self.optimizer = make_optimizer(
             config.optimizer,
-            self.model.parameters(),
+            params,
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
         )
@@ -214,6 +241,8 @@ class Trainer:
             if self.evaluation_step():
                 state.stopped_early = state.finished = True
             self.save_checkpoint()
+        if self.weighting is not None:
+            self.weighting.end_epoch(self.dist)
         state.epoch += 1
         state.epoch_step = 0
 
@@ -236,14 +265,31 @@ class Trainer:
             counts = part.label_counts if mask is not None else _full(part, len(self.tasks))
             total, per_task = self.loss_fn(logits, batch.labels, mask, counts.to(self.device))
             total = total * self.dist.world_size
-        self.optimizer.zero_grad()
-        total.backward()
-        self.optimizer.step()
+        if self.weighting is None:
+            self.optimizer.zero_grad()
+            total.backward()
+            self.optimizer.step()
+        else:
+            self._weighted_update(per_task)
         self.running += per_task.detach()
         state.step += 1
         state.epoch_step += 1
         state.running_steps += 1
         state.running_rows += part.global_rows
+
+    def _weighted_update(self, per_task: Tensor) -> None:
+        """The optimizer update of a learned or dynamic task weighting (not ``fixed``)."""
+        assert self.weighting is not None
+        total = self.weighting.combine(per_task, scale=float(self.dist.world_size))
+        self.optimizer.zero_grad()
+        total.backward()
+        if self.dist.enabled:  # DDP syncs the model's gradients only: average the weights' too
+            for p in self.weighting.parameters():
+                if p.grad is not None:
+                    p.grad = all_reduce_sum(self.dist, p.grad) / self.dist.world_size
+        self.weighting.before_step()
+        self.optimizer.step()
+        self.weighting.after_step()
 
     def evaluation_step(self) -> bool:
         """Evaluate on the validation split, log, keep the best; return whether to stop."""
@@ -264,11 +310,19 @@ class Trainer:
                 "step": state.step,
                 "epoch": state.epoch,
                 "train_loss": dict(zip([t.name for t in self.tasks], train_loss, strict=True)),
-                "valid": evaluate(self.model, self.valid, self.tasks),
+                "valid": evaluate(
+                    self.model,
+                    self.valid,
+                    self.tasks,
+                    target_stats=self.target_stats,
+                    groups=self.valid_groups,
+                ),
                 "train_seconds": round(state.train_seconds, 4),
                 "samples_per_second": round(state.running_rows / max(elapsed, 1e-9), 1),
                 "learning_rate": self.optimizer.param_groups[0]["lr"],
             }
+            if self.weighting is not None:
+                record["task_weighting"] = self.weighting.record()
         record = broadcast_object(self.dist, record)  # every rank decides the same way
         self.running.zero_()
         state.running_steps = state.running_rows = 0
@@ -312,6 +366,8 @@ class Trainer:
             **ckpt.prefixed("rng", rng_tensors),
             "running_loss": self.running,
         }
+        if self.weighting is not None:
+            tensors.update(ckpt.prefixed("weighting", self.weighting.state_dict()))
         plain = {
             **self.state.__dict__,
             "world_size": self.dist.world_size,
@@ -342,6 +398,8 @@ class Trainer:
         best = {k: v.to(self.device) for k, v in ckpt.unprefixed("best", tensors).items()}
         self.keeper.load_state_dict(best, plain["keeper"])
         self.running.copy_(tensors["running_loss"])
+        if self.weighting is not None:
+            self.weighting.load_state_dict(ckpt.unprefixed("weighting", tensors))
         counters = {k: plain[k] for k in TrainState.__dataclass_fields__}
         self.state = TrainState(**counters)
         ckpt.restore_rng(ckpt.unprefixed("rng", tensors), plain["rng"])
@@ -386,7 +444,11 @@ def _full(part: TrainBatch, num_tasks: int) -> Tensor:
 def _summary(record: dict[str, Any]) -> str:
     losses = " ".join(f"{k} {v:.4f}" for k, v in record["train_loss"].items())
     scores = " ".join(f"{task} {_headline(m)}" for task, m in record["valid"].items())
-    return f"step {record['step']} (epoch {record['epoch']})  train loss: {losses}  valid: {scores}"
+    line = f"step {record['step']} (epoch {record['epoch']})  train loss: {losses}  valid: {scores}"
+    if "task_weighting" in record:
+        weights = record["task_weighting"]["weights"]
+        line += "  task weights: " + " ".join(f"{k} {v:.3f}" for k, v in weights.items())
+    return line
 
 
 def _headline(metrics: dict[str, float]) -> str:
