@@ -15,6 +15,7 @@ import typer
 
 from mmoe.errors import DataError, MmoeError
 from mmoe.io import dumps
+from mmoe.data_cli import data_app
 from mmoe.paper_cli import paper_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 
 app.add_typer(paper_app, name="paper")
+app.add_typer(data_app, name="data")
 
 SPLITS = ("train", "valid", "test")
 
