@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from mmoe.data_cli import data_app
 from mmoe.errors import DataError, MmoeError
 from mmoe.io import dumps
-from mmoe.data_cli import data_app
 from mmoe.paper_cli import paper_app
 
 app = typer.Typer(

@@ -57,7 +57,7 @@ class CategoryCounts:
         """The compacted counts: one row per token (columns ``v`` and ``c``)."""
         if self._pending:
             parts = ([self._state] if self._state is not None else []) + self._pending
-            if len({p.schema.field("v").type for p in parts}) > 1:  # ints in one file, text in another
+            if len({p.schema.field("v").type for p in parts}) > 1:  # ints here, text there
                 parts = [p.set_column(0, "v", canonical_strings(p.column("v"))) for p in parts]
             merged = pa.concat_tables(parts).group_by("v").aggregate([("c", "sum")])
             self._state = merged.rename_columns(["v", "c"])

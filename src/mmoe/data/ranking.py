@@ -186,9 +186,7 @@ class _World:
                 yield day, part, self._rows(rng, n, day, start, 86_400 // chunks)
                 part += 1
 
-    def _rows(
-        self, rng: np.random.Generator, n: int, day: int, start: int, span: int
-    ) -> pa.Table:
+    def _rows(self, rng: np.random.Generator, n: int, day: int, start: int, span: int) -> pa.Table:
         """``n`` impressions kept after negative sampling (drawn in rounds until there are n)."""
         keep = self.spec.negative_keep
         parts: list[dict[str, np.ndarray]] = []
