@@ -90,7 +90,9 @@ def _table_splits(source: TableSource) -> Splits:
     for name in ("train", "valid"):
         if parts[name].num_rows == 0:
             raise DataError(f"the {source.split} split leaves no {name} rows; check its settings")
-    wants_test = source.test_fraction > 0 if source.split == "hash" else source.test_from is not None
+    wants_test = (
+        source.test_fraction > 0 if source.split == "hash" else source.test_from is not None
+    )
     return Splits(parts["train"], parts["valid"], parts["test"] if wants_test else None)
 
 

@@ -62,9 +62,7 @@ class RowSplitter:
         """The columns :meth:`assign` reads."""
         return [self.column] if self.column is not None and self.kind != "random" else []
 
-    def assign(
-        self, table: pa.Table, file_key: int = 0, first_row: int = 0
-    ) -> np.ndarray:
+    def assign(self, table: pa.Table, file_key: int = 0, first_row: int = 0) -> np.ndarray:
         """``int8[N]`` split of each row: 0 train, 1 valid, 2 test, -1 left out.
 
         ``file_key`` and ``first_row`` place the rows in their file (random splits of streams).

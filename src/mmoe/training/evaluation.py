@@ -1,8 +1,11 @@
-"""Per-task metrics of a model on a labelled batch, computed over all of its rows."""
+"""Per-task metrics of a model on a labelled batch or stream, computed over all of its rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
 
 from mmoe.data.batch import Batch
 from mmoe.inference import predict_logits
@@ -11,12 +14,39 @@ from mmoe.specs import TaskSpec
 from mmoe.training.metrics import task_metrics
 
 
+class LabelledStream(Protocol):
+    """Labelled rows too many for one ``Batch`` (e.g. ``mmoe.data.streaming.EvalStream``)."""
+
+    def batches(self) -> Iterator[Batch]: ...
+
+
 def evaluate(
-    model: MultiTaskModel, batch: Batch, tasks: Sequence[TaskSpec], batch_size: int = 65_536
+    model: MultiTaskModel,
+    batch: Batch | LabelledStream,
+    tasks: Sequence[TaskSpec],
+    batch_size: int = 65_536,
 ) -> dict[str, dict[str, float]]:
-    """Per-task metrics of ``model`` on a labelled ``batch`` (see ``task_metrics``)."""
-    assert batch.labels is not None and batch.label_mask is not None
-    logits, _ = predict_logits(model, batch, batch_size)
+    """Per-task metrics of ``model`` on a labelled ``batch`` or stream (see ``task_metrics``).
+
+    Rows with sample weights (``Batch.weights``) give weighted metrics.
+    """
+    parts = [batch] if isinstance(batch, Batch) else batch.batches()
+    logits, labels, masks, weights = [], [], [], []
+    for part in parts:
+        assert part.labels is not None and part.label_mask is not None
+        z, _ = predict_logits(model, part, batch_size)
+        logits.append(z.numpy())
+        labels.append(part.labels.cpu().numpy())
+        masks.append(part.label_mask.cpu().numpy())
+        if part.weights is not None:
+            weights.append(part.weights.cpu().numpy())
+    if len(logits) == 1:
+        return task_metrics(logits[0], labels[0], masks[0], tasks, weights[0] if weights else None)
+    assert not weights or len(weights) == len(logits)
     return task_metrics(
-        logits.numpy(), batch.labels.cpu().numpy(), batch.label_mask.cpu().numpy(), tasks
+        np.concatenate(logits),
+        np.concatenate(labels),
+        np.concatenate(masks),
+        tasks,
+        np.concatenate(weights) if weights else None,
     )
