@@ -272,6 +272,12 @@ def test_streaming_training_with_weights_runs_and_reports(tmp_path, ranking_log)
     conversion = run.metrics["valid"]["conversion"]["rows"]
     assert 0 < conversion < 1_000  # conversion is missing on rows without a click
     assert json.loads((tmp_path / "run/preprocessor.json").read_text())["weight_column"] == "weight"
+    from mmoe.training.inputs import evaluate_stream_split  # what `mmoe evaluate RUN valid` runs
+
+    again = evaluate_stream_split(mmoe.load(tmp_path / "run"), "valid")
+    assert again.keys() == run.metrics["valid"].keys()
+    for task, metrics in again.items():
+        assert metrics == pytest.approx(run.metrics["valid"][task])
 
 
 def test_streaming_sigkill_then_resume_is_bit_identical(tmp_path, ranking_log):

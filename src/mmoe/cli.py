@@ -108,11 +108,14 @@ def evaluate(
     trained = load(run_dir)
     if data in SPLITS and not Path(data).exists():
         from mmoe.data.sources import load_splits
+        from mmoe.training.inputs import evaluate_stream_split
 
-        table = load_splits(trained.config.data).get(data)
+        if trained.config.data.source == "parquet_dataset":
+            metrics = evaluate_stream_split(trained, data)
+        else:
+            metrics = trained.evaluate(load_splits(trained.config.data).get(data))
     else:
-        table = _existing(data)
-    metrics = trained.evaluate(table)
+        metrics = trained.evaluate(_existing(data))
     if as_json:
         typer.echo(dumps(metrics))
     else:

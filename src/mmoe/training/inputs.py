@@ -9,6 +9,7 @@ evaluated as streams.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -18,8 +19,9 @@ from mmoe.data.loaders import BatchSource, InMemorySource
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
 from mmoe.data.streaming import EvalStream, StreamingSource, open_stream
+from mmoe.errors import DataError
 from mmoe.training.distributed import DistContext
-from mmoe.training.evaluation import LabelledStream
+from mmoe.training.evaluation import LabelledStream, evaluate
 
 
 @dataclass
@@ -85,3 +87,17 @@ def _streamed(
     valid = EvalStream(streams.valid, preprocessor)
     test = None if streams.test is None else EvalStream(streams.test, preprocessor)
     return RunInputs(preprocessor, source, valid, test)
+
+
+def evaluate_stream_split(trained: Any, split: str) -> dict[str, dict[str, float]]:
+    """Metrics of a trained model (``mmoe.predictor.TrainedModel``) on a split of its
+    ``parquet_dataset``, streamed (``mmoe evaluate RUN valid|test``)."""
+    pre = trained.preprocessor
+    columns = [*pre.features.column_names, *(t.column for t in pre.tasks)]
+    if pre.weight_column is not None:
+        columns.append(pre.weight_column)
+    streams = open_stream(trained.config.data, columns)
+    part = getattr(streams, split)
+    if part is None:
+        raise DataError(f"the configured data has no {split!r} split")
+    return evaluate(trained.model, EvalStream(part, pre), pre.tasks)
