@@ -76,7 +76,7 @@ def test_json_round_trip():
         (["tasks.0.positve=[1]"], r"tasks\.0\.positve: unknown key \(did you mean 'positive'\?\)"),
         (["model.num_experts=many"], r"model\.num_experts: Input should be a valid integer"),
         (["model.name=moe"], r"model\.name: 'moe' is not one of shared_bottom, omoe, mmoe"),
-        (["data.source=sql"], r"data\.source: 'sql' is not one of table, census, synthetic"),
+        (["data.source=sql"], r"data\.source: 'sql' is not one of table, parquet_dataset, cen"),
         (["tasks.0.type=ranking"], r"tasks\.0\.type: Input should be 'binary' or 'regression'"),
         (["tasks.0.column=age"], r"column 'age' is both a feature and the label of task 'click'"),
         (["training.monitor_task=buy"], r"monitor_task 'buy' is not a task \(click\)"),

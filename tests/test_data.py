@@ -110,7 +110,7 @@ def test_table_formats_round_trip_and_na_stays_a_string(tmp_path):
 
 def test_holdout_is_disjoint_and_seeded():
     table = pa.table({"i": np.arange(100)})
-    train, valid = holdout(table, 0.2, seed=1)
+    train, valid, _ = holdout(table, 0.2, seed=1)
     assert valid.num_rows == 20 and train.num_rows == 80
     assert not set(train.column("i").to_pylist()) & set(valid.column("i").to_pylist())
     assert holdout(table, 0.2, seed=1)[1].equals(valid)

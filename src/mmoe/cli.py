@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mmoe.data_cli import data_app
 from mmoe.errors import DataError, MmoeError
 from mmoe.io import dumps
 from mmoe.paper_cli import paper_app
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 
 app.add_typer(paper_app, name="paper")
+app.add_typer(data_app, name="data")
 
 SPLITS = ("train", "valid", "test")
 
@@ -106,11 +108,14 @@ def evaluate(
     trained = load(run_dir)
     if data in SPLITS and not Path(data).exists():
         from mmoe.data.sources import load_splits
+        from mmoe.training.inputs import evaluate_stream_split
 
-        table = load_splits(trained.config.data).get(data)
+        if trained.config.data.source == "parquet_dataset":
+            metrics = evaluate_stream_split(trained, data)
+        else:
+            metrics = trained.evaluate(load_splits(trained.config.data).get(data))
     else:
-        table = _existing(data)
-    metrics = trained.evaluate(table)
+        metrics = trained.evaluate(_existing(data))
     if as_json:
         typer.echo(dumps(metrics))
     else:

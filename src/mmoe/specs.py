@@ -29,6 +29,12 @@ class CategoricalFeature(BaseModel):
     name: str
     embedding_dim: int | None = Field(default=None, ge=1)  # None: features.embedding_dim
     min_frequency: int | None = Field(default=None, ge=1)  # None: features.min_frequency
+    max_categories: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep at most this many of the most frequent tokens; the rest map to the "
+        "unknown index 0 (caps the embedding table of a huge id column). None: no cap.",
+    )
 
 
 class NumericFeature(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import typing
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: not a text file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with data, features, tasks, model, training")
+    resolve_data_paths(raw, path.resolve().parent)  # the file's own paths: against its folder
     return parse_config(raw, overrides, origin=str(path))
 
 
@@ -46,10 +48,32 @@ def parse_config(
         raw.pop(key, None)
     for item in overrides:
         apply_override(raw, item)
+    resolve_data_paths(raw, Path.cwd())  # --set paths and configs given as data: the shell's
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {describe_validation_error(exc, raw)}") from None
+
+
+#: Keys of the ``data:`` section that name files or folders.
+DATA_PATH_KEYS = ("train", "valid", "test", "data_dir")
+
+
+def resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the relative data paths of a raw config absolute, against ``base``, in place.
+
+    A config file's paths are relative to the file's folder (so ``mmoe evaluate RUN test``
+    works from any folder: the run stores them resolved); ``--set`` values to the shell's.
+    """
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = os.path.normpath(base / value)
+        elif isinstance(value, str) and value.startswith("~"):
+            data[key] = str(Path(value).expanduser())
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -124,7 +148,7 @@ def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
 def _tags(section: Any) -> str:
     if section == "model":
         return ", ".join(MODEL_CONFIGS)
-    return "table, census, synthetic"
+    return "table, parquet_dataset, census, synthetic"
 
 
 def _resolve(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
@@ -171,4 +195,10 @@ def _tag_of(cls: type[BaseModel]) -> str | None:
     return None
 
 
-__all__ = ["apply_override", "describe_validation_error", "load_config", "parse_config"]
+__all__ = [
+    "apply_override",
+    "describe_validation_error",
+    "load_config",
+    "parse_config",
+    "resolve_data_paths",
+]

@@ -2,7 +2,7 @@
 
 A run config has these sections::
 
-    data:      where the rows come from (a CSV/Parquet table, census, or synthetic)
+    data:      where the rows come from (a CSV/Parquet table, a Parquet stream, census, synthetic)
     features:  which columns feed the model (categorical, numeric)
     tasks:     one entry per prediction target
     model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
@@ -27,16 +27,106 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TableSource(_Section):
-    """Rows from CSV or Parquet files with a header row."""
+SplitKind = Literal["random", "hash", "time"]
+Cutoff = int | float | str  # a number, or a date/time text the time column's type can parse
+
+
+class _SplitOptions(_Section):
+    """How a ``train`` input is cut into train / valid / test, and per-row sample weights.
+
+    ``random``: a seeded random share of the rows. ``hash``: by a hash of ``split_column`` (e.g.
+    a user id), so every row of one key lands in one split, the same one in a table and in a
+    stream. ``time``: rows with ``split_column`` before ``valid_from`` train, rows from
+    ``valid_from`` validate, rows from ``test_from`` test. ``valid``/``test`` files, when
+    given, replace the part of the split they name (random splits only).
+    """
+
+    split: SplitKind = Field(
+        default="random",
+        description="How validation (and test) rows are taken from train when no file is given: "
+        "random, hash (of split_column) or time (split_column against valid_from/test_from).",
+    )
+    split_column: str | None = Field(
+        default=None,
+        description="The key column of a hash split, or the time column of a time split.",
+    )
+    valid_fraction: float = Field(
+        default=0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the train rows held out for validation (random and hash splits).",
+    )
+    test_fraction: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the train rows held out for testing (random and hash splits); "
+        "0: no test split unless a test file is given.",
+    )
+    valid_from: Cutoff | None = Field(
+        default=None,
+        description="Time split: rows at or after this value (and before test_from) validate.",
+    )
+    test_from: Cutoff | None = Field(
+        default=None,
+        description="Time split: rows at or after this value test; None: no test split.",
+    )
+    split_seed: int = Field(default=0, description="Seed of random and hash splits.")
+    weight_column: str | None = Field(
+        default=None,
+        description="Column of non-negative per-row sample weights, used in every task's "
+        "loss and in the metrics (weighted AUC, log loss, RMSE). None: every row weighs 1.",
+    )
+
+    @model_validator(mode="after")
+    def _check_split(self) -> _SplitOptions:
+        if self.split != "random" and self.split_column is None:
+            raise ValueError(f"split: {self.split} needs split_column (the column to split by)")
+        if self.split == "time" and self.valid_from is None:
+            raise ValueError("split: time needs valid_from (the first validation time)")
+        if self.split != "time" and (self.valid_from, self.test_from) != (None, None):
+            raise ValueError("valid_from/test_from need split: time")
+        if self.split == "random" and self.split_column is not None:
+            raise ValueError("split_column needs split: hash or time")
+        if self.split != "time" and self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("valid_fraction + test_fraction must leave training rows (< 1)")
+        given = [k for k in ("valid", "test") if getattr(self, k, None) is not None]
+        if self.split != "random" and given:
+            raise ValueError(
+                f"{' and '.join(given)} file(s) given with split: {self.split}; "
+                "give either files or a hash/time split of train"
+            )
+        return self
+
+
+class TableSource(_SplitOptions):
+    """Rows from CSV or Parquet files with a header row, read whole into memory."""
 
     source: Literal["table"] = "table"
-    train: Path  # the training table
-    valid: Path | None = None  # None: hold out valid_fraction of train
-    test: Path | None = None  # None: no test metrics
-    valid_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
-    split_seed: int = 0  # seed of the train/valid hold-out when valid is None
+    train: Path  # the training table (relative paths: against the config file's folder)
+    valid: Path | None = None  # None: split from train (see split)
+    test: Path | None = None  # None: split from train when test_fraction/test_from say so
     na_values: list[str] | None = None  # CSV strings meaning "missing"; None: pyarrow's default
+
+
+class ParquetDatasetSource(_SplitOptions):
+    """Parquet files streamed in record batches, for data larger than memory.
+
+    ``train``, ``valid`` and ``test`` are each a file, a folder (hive partitions ``key=value``
+    allowed) or a glob. Only the columns the config uses are read. Every epoch shuffles the
+    order of the row groups and mixes rows within windows of ``shuffle_buffer_rows``.
+    """
+
+    source: Literal["parquet_dataset"] = "parquet_dataset"
+    train: str = Field(description="Parquet file, folder or glob of the training rows.")
+    valid: str | None = Field(default=None, description="Validation rows; None: split train.")
+    test: str | None = Field(default=None, description="Test rows; None: split train or none.")
+    shuffle_buffer_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Rows mixed together when shuffling a stream (memory: about 50-100 bytes "
+        "per row once encoded). Larger mixes better; the row groups' order is shuffled too.",
+    )
 
 
 class CensusSource(_Section):
@@ -64,7 +154,10 @@ class SyntheticSource(_Section):
     seed: int = 0  # seed of the weight vectors, constants and samples
 
 
-DataConfig = Annotated[TableSource | CensusSource | SyntheticSource, Field(discriminator="source")]
+DataConfig = Annotated[
+    TableSource | ParquetDatasetSource | CensusSource | SyntheticSource,
+    Field(discriminator="source"),
+]
 
 #: Keys a saved ``config.json`` adds; ignored when it is read back as a config.
 ARTIFACT_KEYS = ("format_version", "mmoe_version")
@@ -162,6 +255,9 @@ class RunConfig(_Section):
                     f"column {task.column!r} is both a feature and the label of task "
                     f"{task.name!r}; remove it from features"
                 )
+        weight = getattr(self.data, "weight_column", None)
+        if weight is not None and weight in features:
+            raise ValueError(f"column {weight!r} is both a feature and data.weight_column")
         monitor = self.training.monitor_task
         if monitor is not None and monitor not in names:
             raise ValueError(
@@ -202,6 +298,7 @@ __all__ = [
     "DataConfig",
     "MetricsConfig",
     "MonitorMetric",
+    "ParquetDatasetSource",
     "RunConfig",
     "SyntheticSource",
     "TableSource",

@@ -22,6 +22,8 @@ class Batch:
         numeric: ``FloatTensor[B, Fn]``, standardised numeric features.
         labels: ``FloatTensor[B, T]`` (0/1 for binary tasks, values for regression), or ``None``.
         label_mask: ``BoolTensor[B, T]``, ``False`` where a task's label is missing, or ``None``.
+        weights: ``FloatTensor[B]``, per-row sample weights (``data.weight_column``), or ``None``
+            (every row weighs 1).
 
     Example:
         >>> b = Batch(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 3))
@@ -33,11 +35,13 @@ class Batch:
     numeric: Tensor
     labels: Tensor | None = None
     label_mask: Tensor | None = None
+    weights: Tensor | None = None
 
     def __post_init__(self) -> None:
         assert self.categorical.dim() == 2 and self.numeric.dim() == 2
         assert self.categorical.shape[0] == self.numeric.shape[0]
         assert (self.labels is None) == (self.label_mask is None)
+        assert self.weights is None or self.weights.shape == (self.categorical.shape[0],)
 
     def __len__(self) -> int:
         return self.categorical.shape[0]
@@ -58,4 +62,4 @@ class Batch:
         return Batch(*(None if t is None else t.to(device) for t in self._tensors()))
 
     def _tensors(self) -> tuple[Tensor | None, ...]:
-        return (self.categorical, self.numeric, self.labels, self.label_mask)
+        return (self.categorical, self.numeric, self.labels, self.label_mask, self.weights)

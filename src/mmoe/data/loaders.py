@@ -111,7 +111,10 @@ class InMemorySource:
                 yield TrainBatch(self.split.take(rows), len(rows))
                 continue
             assert self.split.label_mask is not None
-            counts = self.split.label_mask.index_select(0, rows).sum(0, dtype=torch.float32)
+            present = self.split.label_mask.index_select(0, rows).to(torch.float32)
+            if self.split.weights is not None:  # weighted loss: sums of weights per task
+                present = present * self.split.weights.index_select(0, rows).unsqueeze(1)
+            counts = present.sum(0)
             mine = rows.tensor_split(self.world_size)[self.rank]
             yield TrainBatch(self.split.take(mine), len(rows), counts)
 

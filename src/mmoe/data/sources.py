@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
-from mmoe.config import CensusSource, DataConfig, SyntheticSource, TableSource
+from mmoe.config import (
+    CensusSource,
+    DataConfig,
+    ParquetDatasetSource,
+    SyntheticSource,
+    TableSource,
+)
 from mmoe.data.census import load_census, read_census_file
+from mmoe.data.splits import RowSplitter, holdout, split_table
 from mmoe.data.synthetic import make_synthetic
 from mmoe.data.tables import read_table
 from mmoe.errors import DataError
@@ -33,13 +39,12 @@ class Splits:
 def load_splits(source: DataConfig) -> Splits:
     """Read or generate the tables the ``data:`` section describes."""
     if isinstance(source, TableSource):
-        train = read_table(source.train, source.na_values)
-        if source.valid is not None:
-            valid = read_table(source.valid, source.na_values)
-        else:
-            train, valid = holdout(train, source.valid_fraction, source.split_seed)
-        test = read_table(source.test, source.na_values) if source.test is not None else None
-        return Splits(train, valid, test)
+        return _table_splits(source)
+    if isinstance(source, ParquetDatasetSource):
+        raise DataError(
+            "data.source parquet_dataset is read as a stream, not as whole tables; "
+            "use mmoe.data.streaming.open_stream"
+        )
     if isinstance(source, CensusSource):
         if source.data_dir is None:
             raise DataError(
@@ -63,14 +68,57 @@ def load_splits(source: DataConfig) -> Splits:
     raise AssertionError(f"unhandled data source {source!r}")
 
 
-def holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
-    """Split ``table`` at random into ``(1 - fraction, fraction)`` parts with a fixed seed."""
-    n = table.num_rows
-    n_out = round(n * fraction)
-    if n_out < 1 or n_out >= n:
-        raise DataError(f"cannot hold out {fraction:.0%} of {n} rows for validation; add rows")
-    order = np.random.default_rng(seed).permutation(n)
-    return table.take(np.sort(order[n_out:])), table.take(np.sort(order[:n_out]))
+def _table_splits(source: TableSource) -> Splits:
+    """Train / valid / test tables: files where given, else the configured split of train."""
+    train = read_table(source.train, source.na_values)
+    valid = read_table(source.valid, source.na_values) if source.valid is not None else None
+    test = read_table(source.test, source.na_values) if source.test is not None else None
+    if source.split == "random":
+        fraction = source.valid_fraction if valid is None else 0.0
+        test_fraction = source.test_fraction if test is None else 0.0
+        if fraction or test_fraction:
+            train, held_valid, held_test = _random_holdout(
+                train, fraction, test_fraction, source.split_seed
+            )
+            valid = held_valid if valid is None else valid
+            test = held_test if test is None else test
+        assert valid is not None
+        return Splits(train, valid, test)
+    splitter = splitter_of(source)
+    assert splitter is not None
+    parts = split_table(train, splitter)
+    for name in ("train", "valid"):
+        if parts[name].num_rows == 0:
+            raise DataError(f"the {source.split} split leaves no {name} rows; check its settings")
+    wants_test = (
+        source.test_fraction > 0 if source.split == "hash" else source.test_from is not None
+    )
+    return Splits(parts["train"], parts["valid"], parts["test"] if wants_test else None)
+
+
+def _random_holdout(
+    table: pa.Table, fraction: float, test_fraction: float, seed: int
+) -> tuple[pa.Table, pa.Table | None, pa.Table | None]:
+    if fraction == 0.0:  # a valid file is given: hold out the test share alone
+        train, test, _ = holdout(table, test_fraction, seed)
+        return train, None, test
+    return holdout(table, fraction, seed, test_fraction)
+
+
+def splitter_of(source: TableSource | ParquetDatasetSource) -> RowSplitter | None:
+    """The row splitter a ``data:`` section describes (``None``: random split of a table)."""
+    if source.split == "random" and isinstance(source, TableSource):
+        return None
+    test_fraction = source.test_fraction if source.test is None else 0.0
+    return RowSplitter(
+        source.split,
+        source.split_column,
+        valid_fraction=source.valid_fraction if source.valid is None else 0.0,
+        test_fraction=test_fraction,
+        valid_from=source.valid_from,
+        test_from=source.test_from,
+        seed=source.split_seed,
+    )
 
 
 def read_any(path: str | Path, source: DataConfig | None = None) -> pa.Table:

@@ -1,8 +1,9 @@
-"""Per-task metrics of a model on a labelled batch, computed over all of its rows."""
+"""Per-task metrics of a model on a labelled batch or stream, computed over all of its rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -14,25 +15,44 @@ from mmoe.specs import TaskSpec
 from mmoe.training.metrics import task_metrics
 
 
+class LabelledStream(Protocol):
+    """Labelled rows too many for one ``Batch`` (e.g. ``mmoe.data.streaming.EvalStream``)."""
+
+    def batches(self) -> Iterator[Batch]: ...
+
+
 def evaluate(
     model: MultiTaskModel,
-    batch: Batch,
+    batch: Batch | LabelledStream,
     tasks: Sequence[TaskSpec],
     batch_size: int = 65_536,
     target_stats: Mapping[str, Mapping[str, float]] | None = None,
     groups: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per-task metrics of ``model`` on a labelled ``batch`` (see ``task_metrics``).
+    """Per-task metrics of ``model`` on a labelled ``batch`` or stream (see ``task_metrics``).
+
+    Rows with sample weights (``Batch.weights``) give weighted metrics.
 
     Args:
         target_stats: the preprocessor's ``target_stats_``: standardised regression tasks are
             scored in their original unit (predictions and labels both turned back).
-        groups: ``(N,)`` group key of every row, for the grouped AUC of binary tasks.
+        groups: ``(N,)`` group key of every row, for the grouped AUC of binary tasks (a single
+            batch only).
     """
-    assert batch.labels is not None and batch.label_mask is not None
-    logits, _ = predict_logits(model, batch, batch_size)
-    values, labels = logits.numpy(), batch.labels.cpu().numpy()
+    parts = [batch] if isinstance(batch, Batch) else batch.batches()
+    logits, labels, masks, weights = [], [], [], []
+    for part in parts:
+        assert part.labels is not None and part.label_mask is not None
+        z, _ = predict_logits(model, part, batch_size)
+        logits.append(z.numpy())
+        labels.append(part.labels.cpu().numpy())
+        masks.append(part.label_mask.cpu().numpy())
+        if part.weights is not None:
+            weights.append(part.weights.cpu().numpy())
+    assert not weights or len(weights) == len(logits)
+    values, truth = np.concatenate(logits), np.concatenate(labels)
     if target_stats:
         values = to_original_units(target_stats, tasks, values)
-        labels = to_original_units(target_stats, tasks, labels)
-    return task_metrics(values, labels, batch.label_mask.cpu().numpy(), tasks, groups)
+        truth = to_original_units(target_stats, tasks, truth)
+    w = np.concatenate(weights) if weights else None
+    return task_metrics(values, truth, np.concatenate(masks), tasks, groups, w)

@@ -93,6 +93,7 @@ class MultiTaskLoss(nn.Module):
         labels: Tensor,
         mask: Tensor | None,
         denominators: Tensor | None = None,
+        weights: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Total loss and per-task losses ``(T,)`` of ``(B, T)`` logits, labels and bool mask.
 
@@ -100,6 +101,9 @@ class MultiTaskLoss(nn.Module):
         ``denominators`` ``(T,)``: divide each task's summed loss by these counts instead of by
         the rows present here. Under data parallelism a rank holds part of a global batch; with
         the global batch's label counts its loss is its share of the global mean.
+        ``weights`` ``(B,)``: per-row sample weights; each task's loss is then the weighted mean
+        over its labelled rows (``denominators`` are then sums of weights). ``None``: the same
+        operations as without weights.
         """
         if not self.plain:
             elem = self.elementwise(logits, labels)
@@ -110,6 +114,14 @@ class MultiTaskLoss(nn.Module):
         else:
             bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
             elem = torch.where(self.is_binary, bce, (logits - labels).square())
+        if weights is not None:
+            row = weights.to(elem.dtype).unsqueeze(1)  # (B, 1)
+            present = row if mask is None else mask.to(elem.dtype) * row  # (B, T)
+            summed = (elem * present).sum(0)
+            if denominators is None:
+                denominators = present.sum(0)
+            per_task = summed / denominators.clamp(min=torch.finfo(elem.dtype).tiny)  # (T,)
+            return (per_task * self.weights).sum(), per_task
         if denominators is not None:
             summed = elem.sum(0) if mask is None else (elem * mask.to(elem.dtype)).sum(0)
             per_task = summed / denominators.clamp(min=1.0)  # (T,)

@@ -79,10 +79,35 @@ def grouped_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> t
     return float(np.average(auc, weights=count[both])), int(both.sum())
 
 
-def log_loss_from_logits(labels: np.ndarray, logits: np.ndarray) -> float:
-    """Mean binary cross-entropy, computed stably from logits."""
+def weighted_roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+    """Area under the ROC curve with per-row weights (scikit-learn's ``sample_weight``).
+
+    The weighted Mann-Whitney statistic: over positive-negative pairs, the weight product of
+    pairs ranked right plus half that of tied pairs, over the product of the class weights.
+
+    Example:
+        >>> weighted_roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]),
+        ...                  np.array([1.0, 3.0, 1.0, 1.0]))
+        0.625
+    """
+    labels = labels.astype(bool)
+    w = weights.astype(np.float64)
+    w_pos, w_neg = float(w[labels].sum()), float(w[~labels].sum())
+    if w_pos <= 0 or w_neg <= 0:
+        return float("nan")
+    _, inverse = np.unique(scores, return_inverse=True)
+    pos = np.bincount(inverse, weights=np.where(labels, w, 0.0))  # per distinct score
+    neg = np.bincount(inverse, weights=np.where(labels, 0.0, w))
+    below = np.cumsum(neg) - neg  # negative weight strictly below each score
+    return float((pos * (below + 0.5 * neg)).sum() / (w_pos * w_neg))
+
+
+def log_loss_from_logits(
+    labels: np.ndarray, logits: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """Mean (or weighted mean) binary cross-entropy, computed stably from logits."""
     logits = logits.astype(np.float64)
-    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    return float(np.average(np.logaddexp(0.0, logits) - labels * logits, weights=weights))
 
 
 def task_metrics(
@@ -91,6 +116,7 @@ def task_metrics(
     mask: np.ndarray,
     tasks: Sequence[TaskSpec],
     groups: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of every task over the rows where its label is known.
 
@@ -98,6 +124,8 @@ def task_metrics(
         logits, labels: ``(N, T)`` arrays (regression columns in the target's own unit);
             mask: ``(N, T)`` bool.
         groups: ``(N,)`` group key of every row (e.g. user ids) for the grouped AUC, or ``None``.
+        weights: ``(N,)`` sample weights, or ``None``: AUC, log loss and the regression metrics
+            are then weighted (``rows`` stays a count of rows; the grouped AUC is unweighted).
 
     Returns:
         ``{task: {"rows": n, "auc": …, "logloss": …}}`` (+ ``"gauc"``, ``"gauc_groups"`` with
@@ -107,21 +135,27 @@ def task_metrics(
     for k, task in enumerate(tasks):
         keep = mask[:, k]
         z, y = logits[keep, k], labels[keep, k]
+        w = None if weights is None else weights[keep]
+        if w is not None and not w.sum() > 0:
+            z, y, w = z[:0], y[:0], None  # no weight on any labelled row: undefined
         row: dict[str, float] = {"rows": int(keep.sum())}
         if task.type == "binary":
-            row["auc"] = roc_auc(y, z)
-            row["logloss"] = log_loss_from_logits(y, z) if y.size else float("nan")
+            row["auc"] = roc_auc(y, z) if w is None else weighted_roc_auc(y, z, w)
+            row["logloss"] = log_loss_from_logits(y, z, w) if y.size else float("nan")
             if groups is not None:
                 row["gauc"], row["gauc_groups"] = grouped_auc(y, z, groups[keep])
         else:
-            row.update(regression_metrics(y, z))
+            row.update(regression_metrics(y, z, w))
         out[task.name] = row
     return out
 
 
-def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """RMSE, MSE, MAE and R² of predictions against labels (NaN on no rows; R² NaN when the
-    labels are constant).
+def regression_metrics(
+    labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, float]:
+    """RMSE, MSE, MAE and R² of predictions against labels, weighted by ``weights`` if given
+    (NaN on no rows; R² NaN when the labels are constant). Weighted R² as scikit-learn's
+    ``r2_score`` with ``sample_weight``.
 
     Example:
         >>> m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
@@ -132,10 +166,12 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str,
         return {"rmse": float("nan"), "mse": float("nan"), "mae": float("nan"), "r2": float("nan")}
     y = labels.astype(np.float64)
     error = predictions.astype(np.float64) - y
-    mse = float(np.mean(error**2))
-    total = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan")
-    return {"rmse": float(np.sqrt(mse)), "mse": mse, "mae": float(np.mean(np.abs(error))), "r2": r2}
+    mse = float(np.average(error**2, weights=weights))
+    w = np.ones_like(y) if weights is None else weights.astype(np.float64)
+    total = float(np.sum(w * (y - np.average(y, weights=w)) ** 2))
+    r2 = 1.0 - float(np.sum(w * error**2)) / total if total > 0 else float("nan")
+    mae = float(np.average(np.abs(error), weights=weights))
+    return {"rmse": float(np.sqrt(mse)), "mse": mse, "mae": mae, "r2": r2}
 
 
 def is_better(metric: str, new: float, old: float | None) -> bool:

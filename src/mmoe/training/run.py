@@ -26,10 +26,7 @@ import torch
 
 from mmoe.artifacts import HISTORY_FILE, METRICS_FILE, PREPROCESSOR_FILE
 from mmoe.config import RunConfig, load_config, parse_config
-from mmoe.data.loaders import InMemorySource
 from mmoe.data.preprocessor import Preprocessor
-from mmoe.data.sources import load_splits
-from mmoe.data.tables import group_codes
 from mmoe.errors import ArtifactError, TrainingInterrupted
 from mmoe.io import append_jsonl, read_json, write_json, write_jsonl
 from mmoe.logs import enable_console_logging
@@ -38,6 +35,7 @@ from mmoe.predictor import TrainedModel
 from mmoe.training import checkpoint as ckpt
 from mmoe.training.distributed import init_distributed, local_device, shutdown
 from mmoe.training.evaluation import evaluate
+from mmoe.training.inputs import prepare_inputs
 from mmoe.training.trainer import Trainer
 
 log = logging.getLogger("mmoe.training")
@@ -108,25 +106,15 @@ def train(
         command += f" --nproc {dist.world_size}"
     try:
         _set_threads(config, dist.local_world_size, device)
-        splits = load_splits(config.data)
         checkpoint_dir = None if staging is None else staging / CHECKPOINT_DIR
+        fitted = None
         if resume:
             assert staging is not None and checkpoint_dir is not None
             _check_resumable(staging, checkpoint_dir, config)
-            preprocessor = Preprocessor.load(checkpoint_dir / PREPROCESSOR_FILE)
-        else:
-            preprocessor = Preprocessor(config.features, config.tasks).fit(splits.train)
-        # Encode every split before training, so a bad validation or test file fails fast.
-        train_batch = preprocessor.transform(splits.train, labels=True)
-        valid_batch = preprocessor.transform(splits.valid, labels=True)
-        test_batch = (
-            None if splits.test is None else preprocessor.transform(splits.test, labels=True)
-        )
-        group_by = config.metrics.group_by
-        valid_groups = None if group_by is None else group_codes(splits.valid, group_by)
-        test_groups = (
-            None if group_by is None or splits.test is None else group_codes(splits.test, group_by)
-        )
+            fitted = Preprocessor.load(checkpoint_dir / PREPROCESSOR_FILE)
+        inputs = prepare_inputs(config, fitted, dist, device)
+        preprocessor, valid_batch, test_batch = inputs.preprocessor, inputs.valid, inputs.test
+        valid_groups, test_groups = inputs.valid_groups, inputs.test_groups
         targets = preprocessor.target_stats_
         prepared = time.perf_counter()
 
@@ -142,13 +130,7 @@ def train(
             if staging is not None:
                 append_jsonl(staging / HISTORY_FILE, record)
 
-        source = InMemorySource(
-            train_batch.to(device),
-            config.training.batch_size,
-            config.training.seed,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
+        source = inputs.source
         monitor = (config.monitor().name, config.monitor_metric())
         trainer = Trainer(
             model,

@@ -45,7 +45,7 @@ from mmoe.specs import TaskSpec
 from mmoe.training import checkpoint as ckpt
 from mmoe.training.distributed import DistContext, all_reduce_sum, any_rank, broadcast_object
 from mmoe.training.early_stopping import BestKeeper
-from mmoe.training.evaluation import evaluate
+from mmoe.training.evaluation import LabelledStream, evaluate
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import load_optimizer_state, make_optimizer
 from mmoe.training.schedule import lr_factor, set_learning_rate
@@ -71,7 +71,8 @@ class Trainer:
     Args:
         model: the network, with its initial weights (seed before building it).
         source: the training batches (:class:`mmoe.data.loaders.InMemorySource` by default).
-        valid: the labelled validation split (any device; evaluated in large slices).
+        valid: the labelled validation split (any device; evaluated in large slices), or a
+            stream of labelled batches (``mmoe.data.streaming.EvalStream``).
         tasks: task specs in the model's output order.
         config: the ``training:`` section.
         monitor: ``(task, metric)`` whose validation value selects the best weights.
@@ -108,7 +109,7 @@ class Trainer:
         self,
         model: MultiTaskModel,
         source: BatchSource,
-        valid: Batch,
+        valid: Batch | LabelledStream,
         tasks: Sequence[TaskSpec],
         config: TrainingConfig,
         monitor: tuple[str, str],
@@ -257,7 +258,12 @@ class Trainer:
             set_learning_rate(self.optimizer, self.base_lrs, factor)
         logits = self.module(batch.categorical, batch.numeric)
         mask = batch.label_mask if self.source.has_missing_labels else None
-        if part.label_counts is None:  # one process: plain means over the batch
+        if batch.weights is not None:  # data.weight_column: weighted means
+            counts = None if part.label_counts is None else part.label_counts.to(self.device)
+            total, per_task = self.loss_fn(logits, batch.labels, mask, counts, batch.weights)
+            if counts is not None:
+                total = total * self.dist.world_size
+        elif part.label_counts is None:  # one process: plain means over the batch
             total, per_task = self.loss_fn(logits, batch.labels, mask)
         else:
             # This rank's share of the global batch's mean loss. DDP averages gradients over
