@@ -89,6 +89,12 @@ class TrainingConfig(_Section):
     warmup_steps: int = Field(default=0, ge=0)  # linear ramp of the learning rate from ~0
     checkpoint_every_steps: int | None = Field(default=None, ge=1)  # None: at evaluations only
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
+    ensemble_size: int = Field(
+        default=1,
+        ge=1,
+        description="Train this many members with seeds seed, seed+1, ... and save one model "
+        "predicting the mean of their logits (`mmoe train --seeds K`).",
+    )
 
 
 class RunConfig(_Section):

@@ -7,7 +7,9 @@ refuses to run unfitted. Its state is plain JSON (``to_dict`` / ``from_dict``), 
 Conventions (DESIGN.md §4): vocabulary index 0 is reserved for unknown, missing and rare values
 (fewer than ``min_frequency`` training rows); known tokens follow by descending training frequency,
 ties broken by the token's text. Numeric columns: optional ``log1p``, missing → training mean,
-then standardised with the training mean and (population) standard deviation.
+then standardised with the training mean and (population) standard deviation; a column may also
+be encoded as bins, exact values or piecewise-linear parts (``mmoe.data.encodings``): those add
+embedded columns after the categorical features and numeric columns per feature.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from mmoe.data import encodings
 from mmoe.data.batch import Batch
 from mmoe.data.labels import check_labels, task_labels
 from mmoe.data.tables import as_arrow, canonical_strings, column, to_float
@@ -74,9 +77,16 @@ class Preprocessor:
             # Impute, then scale: the statistics of SimpleImputer(mean) → StandardScaler.
             std = float(np.where(known, x, mean).std())
             self.numeric_stats_[feat.name] = {"mean": mean, "std": std if std > 0 else 1.0}
+        targets = {}
         for task in self.tasks:
             y, mask = task_labels(task, column(table, task.column, f"label of task {task.name!r}"))
             check_labels(task, y[mask])
+            targets[task.name] = np.where(mask, y, np.nan)
+        self.numeric_encodings_: dict[str, encodings.NumericEncoding] = {}
+        if not self.features.plain_numeric:
+            raw = {f.name: self._numeric(table, f) for f in self.features.numeric}
+            first = self.tasks[0].name if self.tasks else ""
+            self.numeric_encodings_ = encodings.fit_encodings(self.features, raw, targets, first)
         return self
 
     @property
@@ -109,6 +119,14 @@ class Preprocessor:
             x = self._numeric(table, feat)
             x = np.where(np.isfinite(x), x, stats["mean"])
             num[:, j] = (x - stats["mean"]) / stats["std"]
+        if self.numeric_encodings_:
+            raw = {f.name: self._numeric(table, f) for f in self.features.numeric}
+            zs = {f.name: num[:, j] for j, f in enumerate(self.features.numeric)}
+            means = {k: v["mean"] for k, v in self.numeric_stats_.items()}
+            codes, num = encodings.encode_columns(
+                self.features, self.numeric_encodings_, raw, zs, means
+            )
+            cat = np.hstack([cat, codes])
         if labels is None:
             labels = all(t.column in table.column_names for t in self.tasks)
         if not labels:
@@ -131,11 +149,15 @@ class Preprocessor:
         if not self.is_fitted:
             raise RuntimeError("Preprocessor.input_spec called before fit")
         feats = self.features.categorical
-        return InputSpec(
-            cardinalities=tuple(len(self.vocabularies_[f.name]) + 1 for f in feats),
-            embedding_dims=tuple(self.features.embedding_dim_of(f) for f in feats),
-            num_numeric=len(self.features.numeric),
-        )
+        cards = [len(self.vocabularies_[f.name]) + 1 for f in feats]
+        dims = [self.features.embedding_dim_of(f) for f in feats]
+        width = len(self.features.numeric)
+        if self.numeric_encodings_:
+            more_cards, more_dims, width = encodings.encoded_inputs(
+                self.features, self.numeric_encodings_
+            )
+            cards, dims = cards + more_cards, dims + more_dims
+        return InputSpec(tuple(cards), tuple(dims), num_numeric=width)
 
     def _numeric(self, table: pa.Table, feat: NumericFeature) -> np.ndarray:
         x = to_float(column(table, feat.name, "numeric feature"), f"numeric feature {feat.name!r}")
@@ -154,6 +176,12 @@ class Preprocessor:
             "tasks": [t.model_dump(mode="json") for t in self.tasks],
             "vocabularies": self.vocabularies_,
             "numeric_stats": self.numeric_stats_,
+            # Absent when every numeric column is only standardised (files stay as before).
+            **(
+                {"numeric_encodings": {k: v.to_dict() for k, v in self.numeric_encodings_.items()}}
+                if self.numeric_encodings_
+                else {}
+            ),
         }
 
     @classmethod
@@ -170,8 +198,16 @@ class Preprocessor:
         )
         pre.vocabularies_ = {k: list(v) for k, v in state["vocabularies"].items()}
         pre.numeric_stats_ = {k: dict(v) for k, v in state["numeric_stats"].items()}
+        pre.numeric_encodings_ = {
+            k: encodings.NumericEncoding.from_dict(v)
+            for k, v in state.get("numeric_encodings", {}).items()
+        }
         missing = [f.name for f in pre.features.categorical if f.name not in pre.vocabularies_]
         missing += [f.name for f in pre.features.numeric if f.name not in pre.numeric_stats_]
+        if not pre.features.plain_numeric:
+            missing += [
+                f.name for f in pre.features.numeric if f.name not in pre.numeric_encodings_
+            ]
         if missing:
             raise ArtifactError(f"preprocessor state lacks features: {', '.join(missing)}")
         return pre
