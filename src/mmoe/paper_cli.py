@@ -173,6 +173,13 @@ def tune(
     max_epochs: Annotated[
         int, typer.Option(min=1, help="Epochs per trial; early stopping (patience 3) inside.")
     ] = 30,
+    space: Annotated[
+        str,
+        typer.Option(
+            help="paper: the architecture's hyper-parameters; options: numeric encoding, cross "
+            "layers, dropout (hyper-parameters as configured); both."
+        ),
+    ] = "paper",
     configs: Annotated[
         Path | None,
         typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
@@ -189,6 +196,7 @@ def tune(
     from mmoe.experiments.parallel import run_jobs
     from mmoe.experiments.tuning import (
         SEARCH_PATIENCE,
+        SPACES,
         best_trial,
         format_search,
         run_trial,
@@ -207,12 +215,14 @@ def tune(
     config = config_path(root, group, method)
     if not config.is_file():
         raise ConfigError(f"config not found: {config}; pass --configs DIR")
-    plan = sample_trials(method, trials, str(config), str(data_dir), search_seed, max_epochs)
+    if space not in SPACES:
+        raise ConfigError(f"unknown --space {space!r}; choose from {', '.join(SPACES)}")
+    plan = sample_trials(method, trials, str(config), str(data_dir), search_seed, max_epochs, space)
     results = run_jobs(run_trial, plan, workers, desc=f"tune {config.stem}", progress=not quiet)
     main = TASKS[group][0]
     best = best_trial(results, main)
     out = out or root / "tuning"
-    name = config.stem
+    name = config.stem if space == "paper" else f"{config.stem}-{space}"
     # The record sits beside the configs: name the config relative to them, not this machine.
     results = [{**r, "config": f"census/{config.name}"} for r in results]
     write_json(out / f"{name}.json", {"search_seed": search_seed, "trials": results})
@@ -220,6 +230,7 @@ def tune(
     command = (
         f"mmoe paper tune --group {group} --method {method} --data-dir DIR --trials {trials} "
         f"--search-seed {search_seed} --max-epochs {max_epochs}"
+        + ("" if space == "paper" else f" --space {space}")
     )
     (out / f"{name}.md").write_text(
         f"# Search for {name}\n\n{trials} trials, search seed {search_seed}, selected on the "
