@@ -1,7 +1,8 @@
 """The common suite: every architecture in the registry passes the same checks.
 
 A new architecture gets these tests by being added to ``ARCHITECTURES``; ``TINY`` only shrinks
-the sizes so the suite stays fast.
+the sizes so the suite stays fast. Every architecture also runs them with the shared input
+block on (``NAME+cross``: DCN-v2 cross layers, low rank).
 """
 
 from __future__ import annotations
@@ -24,13 +25,22 @@ TINY = {
     "omoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
     "mmoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
 }
-ARCHS = list(ARCHITECTURES)
+#: Options of the shared input block that every architecture is also tested with.
+VARIANTS = {"cross": {"cross_layers": 2, "cross_rank": 3}}
+ARCHS = list(ARCHITECTURES) + [f"{n}+{v}" for n in ARCHITECTURES for v in VARIANTS]
+
+
+def sizes_of(name: str) -> dict:
+    """The model-section keys of a suite entry ``NAME`` or ``NAME+VARIANT``, name included."""
+    arch, _, variant = name.partition("+")
+    return {"name": arch, **TINY.get(arch, {}), **VARIANTS.get(variant, {})}
 
 
 def make(name: str, tasks=("a", "b"), seed: int = 0, **sizes):
-    config_class = ARCHITECTURES[name].config_class
+    options = sizes_of(name)
+    config_class = ARCHITECTURES[options.pop("name")].config_class
     torch.manual_seed(seed)
-    config = config_class(**{**TINY.get(name, {}), **sizes})
+    config = config_class(**{**options, **sizes})
     return build_model(config, SPEC, list(tasks))
 
 
@@ -54,7 +64,7 @@ def test_output_keys_and_shapes(name, tasks):
     assert torch.equal(logits, logits2)
     assert all(torch.equal(out[k], logits[:, i]) for i, k in enumerate(tasks))
     if model.has_gates:
-        experts = TINY[name]["num_experts"]
+        experts = sizes_of(name)["num_experts"]
         assert gates.shape == (17, len(tasks), experts)
         assert torch.allclose(gates.sum(-1), torch.ones(17, len(tasks)))
         assert (gates >= 0).all()
@@ -94,7 +104,7 @@ def synthetic_config(name: str, **training) -> dict:
     return {
         "data": {"source": "synthetic", "num_features": 8, "num_train": 3000,
                  "num_valid": 500, "num_test": 500, "num_sines": 2, "seed": 4},
-        "model": {"name": name, **TINY.get(name, {})},
+        "model": sizes_of(name),
         "training": {"epochs": 12, "batch_size": 64, "learning_rate": 0.01, "seed": 0,
                      **training},
     }  # fmt: skip

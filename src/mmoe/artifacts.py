@@ -27,7 +27,7 @@ from mmoe.data.preprocessor import Preprocessor
 from mmoe.errors import ArtifactError, ConfigError
 from mmoe.io import atomic_path, read_json, write_json
 from mmoe.models.base import MultiTaskModel
-from mmoe.models.registry import build_model
+from mmoe.models.ensemble import build_run_model
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -76,7 +76,7 @@ def load_run_files(run_dir: str | Path) -> tuple[RunConfig, Preprocessor, MultiT
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{weights} is corrupt ({exc}); retrain the model") from None
     names = [t.name for t in preprocessor.tasks]
-    model = build_model(config.model, preprocessor.input_spec(), names)
+    model = build_run_model(config, preprocessor.input_spec(), names)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

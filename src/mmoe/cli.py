@@ -56,6 +56,15 @@ def train(
             help="Train with N processes (DistributedDataParallel through torchrun).",
         ),
     ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Train a seed ensemble of K members (seeds seed..seed+K-1) saved as one model "
+            "predicting the mean of their logits (training.ensemble_size=K).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print metrics as JSON on stdout (progress: stderr).")
@@ -71,7 +80,8 @@ def train(
     from mmoe.training.run import default_run_dir, resolve_config
     from mmoe.training.run import train as run_training
 
-    cfg = resolve_config(config, set_ or [])
+    set_ = [*(set_ or []), *([f"training.ensemble_size={seeds}"] if seeds else [])]
+    cfg = resolve_config(config, set_)
     out = out or default_run_dir(cfg)
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
         _relaunch_with_torchrun(nproc, out)

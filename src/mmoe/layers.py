@@ -114,7 +114,8 @@ class ParallelMLP(nn.Module):
         in_dim: input width ``D``.
         hidden: widths of the layers, e.g. ``[16]`` or ``[64, 32]``.
         activate_last: apply ReLU after the last layer.
-        dropout: dropout probability after each hidden ReLU (0 disables it).
+        dropout: dropout probability after each ReLU, the output's one included when
+            ``activate_last`` (0 disables it).
 
     Input ``(B, D)`` is shared by every member; input ``(B, n, D)`` gives each member its own row.
     Output is ``(B, n, hidden[-1])``.
@@ -160,7 +161,9 @@ class ParallelMLP(nn.Module):
             x = _parallel_linear(x, w, b)  # (B, n, H)
             if i < last or self.activate_last:
                 x = F.relu(x)
-                if self.dropout > 0 and i < last:
+                # After every ReLU, the last one of experts and bottoms included (a tower's
+                # logit has none): single-layer experts get their dropout too.
+                if self.dropout > 0:
                     x = F.dropout(x, self.dropout, self.training)
         return x
 
@@ -295,3 +298,86 @@ class _MixExperts(torch.autograd.Function):
         for g in range(1, gates.shape[1]):
             grad_experts.addcmul_(per_expert[:, :, g : g + 1], grad[:, None, g])
         return grad_gates, grad_experts
+
+
+class CrossNetwork(nn.Module):
+    """DCN-v2 cross layers (Wang et al., WWW 2021, eq. 1): ``(B, D) → (B, D)``.
+
+        x_{l+1} = x_0 ⊙ (W_l x_l + b_l) + x_l
+
+    Each layer multiplies the input ``x_0`` elementwise with a linear map of the current vector,
+    so ``L`` layers form feature crosses up to degree ``L + 1``, and the residual keeps lower
+    degrees. With ``rank`` ``r`` the map is the paper's low-rank ``U_l (V_l^T x_l)`` (``D × r``
+    each), ``2 D r`` weights instead of ``D²``. Weights are Glorot-uniform, biases zero (the
+    paper's initialisation); all operators are matmuls, products and sums, so the block exports
+    to ONNX as is.
+
+    Args:
+        dim: width ``D`` of the input vector.
+        layers: number of cross layers ``L``.
+        rank: ``None`` for full ``D × D`` matrices, else the rank of the low-rank form.
+
+    Example:
+        >>> cross = CrossNetwork(dim=10, layers=2, rank=4)
+        >>> cross(torch.randn(3, 10)).shape
+        torch.Size([3, 10])
+    """
+
+    def __init__(self, dim: int, layers: int, rank: int | None = None) -> None:
+        super().__init__()
+        assert layers >= 1
+        self.rank = rank
+        shapes = [(dim, dim)] if rank is None else [(dim, rank), (rank, dim)]
+        self.weights = nn.ParameterList()
+        for _ in range(layers):
+            for d_in, d_out in shapes:
+                bound = math.sqrt(6.0 / (d_in + d_out))
+                self.weights.append(nn.Parameter(torch.empty(d_in, d_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(dim)) for _ in range(layers))
+
+    def forward(self, x0: Tensor) -> Tensor:
+        x = x0
+        step = 1 if self.rank is None else 2
+        for layer, bias in enumerate(self.biases):
+            if self.rank is None:
+                mapped = torch.addmm(bias, x, self.weights[layer])  # (B, D)
+            else:
+                low = x @ self.weights[step * layer]  # (B, r)
+                mapped = torch.addmm(bias, low, self.weights[step * layer + 1])  # (B, D)
+            x = torch.addcmul(x, x0, mapped)  # x0 ⊙ (W x + b) + x
+        return x
+
+
+class EnrichedEmbedding(FeatureEmbedding):
+    """``FeatureEmbedding`` followed by input dropout and DCN-v2 cross layers: ``(B, D)`` out.
+
+    Used by :class:`~mmoe.models.base.MultiTaskModel` only when one of these options is on, so
+    the default model runs exactly the plain embedding's operators. Dropout comes first (it
+    regularises the embeddings and every expert's and gate's input), then the crosses.
+
+    Example:
+        >>> emb = EnrichedEmbedding(InputSpec((5,), (4,), 2), cross_layers=1, input_dropout=0.1)
+        >>> emb(torch.tensor([[1]]), torch.zeros(1, 2)).shape
+        torch.Size([1, 6])
+    """
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        cross_layers: int = 0,
+        cross_rank: int | None = None,
+        input_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec)
+        self.input_dropout = input_dropout
+        self.cross = (
+            CrossNetwork(spec.output_dim, cross_layers, cross_rank) if cross_layers else None
+        )
+
+    def forward(self, categorical: Tensor, numeric: Tensor) -> Tensor:
+        x = super().forward(categorical, numeric)  # (B, D)
+        if self.input_dropout > 0:
+            x = F.dropout(x, self.input_dropout, self.training)
+        if self.cross is not None:
+            x = self.cross(x)
+        return x

@@ -37,13 +37,56 @@ class CategoricalFeature(BaseModel):
     )
 
 
+NumericEncodingName = Literal[
+    "standardize", "values", "quantile_bins", "tree_bins", "piecewise_linear"
+]
+
+
 class NumericFeature(BaseModel):
-    """A numeric column, standardised with training statistics."""
+    """A numeric column, standardised with training statistics and optionally encoded further.
+
+    ``encoding`` (see ``mmoe.data.encodings``): ``values``, ``quantile_bins`` and ``tree_bins``
+    add one embedded column; ``piecewise_linear`` adds ``bins`` numeric columns; ``keep_raw``
+    feeds the standardised value beside them. Unset options take the ``features.numeric_*``
+    defaults.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
     transform: Literal["none", "log1p"] = "none"  # log1p: sign(x)·log(1+|x|) for heavy tails
+    encoding: NumericEncodingName | None = Field(
+        default=None,
+        description="How the column is encoded: standardize | values | quantile_bins | "
+        "tree_bins | piecewise_linear; unset: features.numeric_encoding.",
+    )
+    keep_raw: bool | None = Field(
+        default=None,
+        description="Also feed the standardised value beside a bin or piecewise-linear "
+        "encoding; unset: features.numeric_keep_raw.",
+    )
+    bins: int | None = Field(
+        default=None,
+        ge=2,
+        description="Bins of quantile_bins / piecewise_linear, most leaves of tree_bins; "
+        "unset: features.numeric_bins.",
+    )
+    min_frequency: int | None = Field(
+        default=None,
+        ge=1,
+        description="values: values seen in fewer training rows map to index 0; tree_bins: "
+        "fewest rows per leaf; unset: features.numeric_min_frequency.",
+    )
+    tree_task: str | None = Field(
+        default=None,
+        description="Task whose label the tree_bins tree is fitted on; unset: the first task.",
+    )
+    embedding_dim: int | None = Field(
+        default=None,
+        ge=1,
+        description="Embedding width of the encoded column (values and bins); unset: "
+        "features.embedding_dim.",
+    )
 
 
 def _names_to_specs(value: Any) -> Any:
@@ -70,6 +113,23 @@ class FeaturesConfig(BaseModel):
     numeric: list[NumericFeature] = []
     embedding_dim: int = Field(default=4, ge=1)  # default width of every categorical embedding
     min_frequency: int = Field(default=1, ge=1)  # rarer training tokens map to index 0
+    numeric_encoding: NumericEncodingName = Field(
+        default="standardize",
+        description="Default encoding of every numeric column (see mmoe.data.encodings).",
+    )
+    numeric_keep_raw: bool = Field(
+        default=True,
+        description="Default keep_raw: feed the standardised value beside an encoding.",
+    )
+    numeric_bins: int = Field(
+        default=32, ge=2, description="Default bins of quantile_bins, tree_bins, piecewise_linear."
+    )
+    numeric_min_frequency: int = Field(
+        default=20,
+        ge=1,
+        description="Default min_frequency of the values encoding (rarer values → index 0) "
+        "and fewest rows per leaf of tree_bins.",
+    )
 
     _split_names = field_validator("categorical", "numeric", mode="before")(_names_to_specs)
 
@@ -92,6 +152,14 @@ class FeaturesConfig(BaseModel):
 
     def min_frequency_of(self, feature: CategoricalFeature) -> int:
         return feature.min_frequency or self.min_frequency
+
+    def encoding_of(self, feature: NumericFeature) -> str:
+        return feature.encoding or self.numeric_encoding
+
+    @property
+    def plain_numeric(self) -> bool:
+        """Whether every numeric column is only standardised (the encoding-free layout)."""
+        return all(self.encoding_of(f) == "standardize" for f in self.numeric)
 
 
 class TaskSpec(BaseModel):
@@ -223,6 +291,7 @@ __all__ = [
     "CategoricalFeature",
     "FeaturesConfig",
     "InputSpec",
+    "NumericEncodingName",
     "NumericFeature",
     "Scalar",
     "TaskSpec",

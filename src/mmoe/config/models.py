@@ -16,7 +16,35 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class SharedBottomConfig(BaseModel):
+class InputBlockConfig(BaseModel):
+    """Options of the shared input block every architecture starts with (embedding → experts).
+
+    All off by default: the model then runs the plain embedding and nothing more.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    cross_layers: int = Field(
+        default=0,
+        ge=0,
+        description="DCN-v2 cross layers (Wang et al., WWW 2021) between the embedded input and "
+        "the experts/bottom; 0 = none.",
+    )
+    cross_rank: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rank of the low-rank cross layers (U V^T); unset = full D x D matrices.",
+    )
+    input_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the embedded input vector (embeddings and numeric columns) "
+        "before the cross layers, experts, gates and bottom.",
+    )
+
+
+class SharedBottomConfig(InputBlockConfig):
     """Hyper-parameters of :class:`SharedBottom` (the ``model:`` section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -24,10 +52,16 @@ class SharedBottomConfig(BaseModel):
     name: Literal["shared_bottom"] = "shared_bottom"
     bottom_hidden: list[int] = Field(default=[113], min_length=1)  # widths of the shared MLP
     tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)  # after each hidden ReLU
+    dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout after every ReLU of the bottom and the towers (the bottom's "
+        "output included).",
+    )
 
 
-class OMoEConfig(BaseModel):
+class OMoEConfig(InputBlockConfig):
     """Hyper-parameters of :class:`OMoE` (the ``model:`` section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -37,10 +71,16 @@ class OMoEConfig(BaseModel):
     expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
     tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
     gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout after every ReLU of the experts (their outputs included, so "
+        "single-layer experts get it too) and of the towers.",
+    )
 
 
-class MMoEConfig(BaseModel):
+class MMoEConfig(InputBlockConfig):
     """Hyper-parameters of :class:`MMoE` (the ``model:`` section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +90,13 @@ class MMoEConfig(BaseModel):
     expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
     tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
     gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout after every ReLU of the experts (their outputs included, so "
+        "single-layer experts get it too) and of the towers.",
+    )
 
 
 #: The ``model:`` section of a run config: one of the config classes, chosen by ``name``.
@@ -63,4 +109,11 @@ MODEL_CONFIGS: dict[str, type[BaseModel]] = {
     "mmoe": MMoEConfig,
 }
 
-__all__ = ["MODEL_CONFIGS", "MMoEConfig", "ModelConfig", "OMoEConfig", "SharedBottomConfig"]
+__all__ = [
+    "MODEL_CONFIGS",
+    "InputBlockConfig",
+    "MMoEConfig",
+    "ModelConfig",
+    "OMoEConfig",
+    "SharedBottomConfig",
+]

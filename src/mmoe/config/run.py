@@ -198,6 +198,12 @@ class TrainingConfig(_Section):
         ge=0.0,
         description="asymmetry alpha of task_weighting: gradnorm (how hard slow tasks are pushed)",
     )
+    ensemble_size: int = Field(
+        default=1,
+        ge=1,
+        description="Train this many members with seeds seed, seed+1, ... and save one model "
+        "predicting the mean of their logits (`mmoe train --seeds K`).",
+    )
 
 
 class MetricsConfig(_Section):

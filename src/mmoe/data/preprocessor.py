@@ -14,7 +14,11 @@ Conventions (DESIGN.md §4): vocabulary index 0 is reserved for unknown, missing
 (fewer than ``min_frequency`` training rows, or beyond ``max_categories``); known tokens follow by
 descending training frequency, ties broken by the token's text. Numeric columns: optional
 ``log1p``, missing → training mean, then standardised with the training mean and (population)
-standard deviation. Regression labels are standardised too (``mmoe.data.targets``;
+standard deviation; a column may also be encoded as bins, exact values or piecewise-linear parts
+(``mmoe.data.encodings``): those add embedded columns after the categorical features and numeric
+columns per feature. Such encodings need whole training columns (quantiles, tree splits), so while
+they are fitted the raw numeric values and labels of the training rows are kept in memory.
+Regression labels are standardised too (``mmoe.data.targets``;
 ``target_stats_``), unless a task opts out. With a ``weight_column``, labelled batches carry
 per-row weights.
 
@@ -25,6 +29,7 @@ per-row weights.
      "vocabularies": {"feature": ["most frequent token", ...], ...},   # index = position + 1
      "numeric_stats": {"feature": {"mean": m, "std": s}, ...},         # (x - mean) / std
      "target_stats": {"task": {"mean": m, "std": s}, ...},             # standardised targets
+     "numeric_encodings": {"feature": {...}, ...},                     # optional (encodings)
      "weight_column": "w"}                                             # optional; absent: none
 
 Encoding reuses lookup tables built once per fitted state (:mod:`mmoe.data.lookup`).
@@ -40,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from mmoe.data import encodings
 from mmoe.data.batch import Batch
 from mmoe.data.fit_state import CategoryCounts, LabelSummary, NumericMoments
 from mmoe.data.labels import check_labels, task_labels
@@ -118,8 +124,18 @@ class Preprocessor:
         self._labels = {t.name: LabelSummary() for t in self.tasks}
         self._targets = {t.name: NumericMoments() for t in self.tasks if t.standardized}
         self._weights = NumericMoments()
+        # Encodings other than standardisation are fitted on whole columns, kept until finalize.
+        plain = self.features.plain_numeric
+        self._raw = None if plain else {f.name: [] for f in self.features.numeric}
+        self._raw_labels = {} if plain else {t.name: [] for t in self.tasks}
         self._finalized = False
-        for name in ("vocabularies_", "numeric_stats_", "target_stats_", "_lookups"):
+        for name in (
+            "vocabularies_",
+            "numeric_stats_",
+            "target_stats_",
+            "numeric_encodings_",
+            "_lookups",
+        ):
             self.__dict__.pop(name, None)
         return self
 
@@ -135,12 +151,17 @@ class Preprocessor:
         for feat in self.features.categorical:
             self._categories[feat.name].update(column(table, feat.name, "categorical feature"))
         for feat in self.features.numeric:
-            self._moments[feat.name].update(self._numeric(table, feat))
+            x = self._numeric(table, feat)
+            self._moments[feat.name].update(x)
+            if self._raw is not None:
+                self._raw[feat.name].append(x)
         for task in self.tasks:
             y, mask = task_labels(task, column(table, task.column, f"label of task {task.name!r}"))
             self._labels[task.name].update(y[mask])
             if task.name in self._targets:
                 self._targets[task.name].update(y[mask].astype(np.float64))
+            if self._raw is not None:
+                self._raw_labels[task.name].append(np.where(mask, y, np.nan))
         if self.weight_column is not None:
             self._weights.update(self._sample_weights(table))
         self._finalized = False
@@ -159,6 +180,11 @@ class Preprocessor:
             self._labels[name].merge(labels)
         for name, targets in other._targets.items():
             self._targets[name].merge(targets)
+        if self._raw is not None and other._raw is not None:
+            for name, parts in other._raw.items():
+                self._raw[name].extend(parts)
+            for name, parts in other._raw_labels.items():
+                self._raw_labels[name].extend(parts)
         self._weights.merge(other._weights)
         self._finalized = False
         return self
@@ -186,6 +212,14 @@ class Preprocessor:
         for name, moments in self._targets.items():
             mean, std = moments.mean_std()
             self.target_stats_[name] = {"mean": mean, "std": std}
+        self.numeric_encodings_: dict[str, encodings.NumericEncoding] = {}
+        if self._raw is not None:
+            raw = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self._raw.items()}
+            targets = {
+                k: np.concatenate(v) if v else np.zeros(0) for k, v in self._raw_labels.items()
+            }
+            first = self.tasks[0].name if self.tasks else ""
+            self.numeric_encodings_ = encodings.fit_encodings(self.features, raw, targets, first)
         self.__dict__.pop("_lookups", None)
         self._finalized = True
         return self
@@ -226,6 +260,14 @@ class Preprocessor:
             x = self._numeric(table, feat)
             x = np.where(np.isfinite(x), x, stats["mean"])
             num[:, j] = (x - stats["mean"]) / stats["std"]
+        if self.numeric_encodings_:
+            raw = {f.name: self._numeric(table, f) for f in self.features.numeric}
+            zs = {f.name: num[:, j] for j, f in enumerate(self.features.numeric)}
+            means = {k: v["mean"] for k, v in self.numeric_stats_.items()}
+            codes, num = encodings.encode_columns(
+                self.features, self.numeric_encodings_, raw, zs, means
+            )
+            cat = np.hstack([cat, codes])
         if labels is None:
             labels = all(t.column in table.column_names for t in self.tasks)
         if not labels:
@@ -261,11 +303,15 @@ class Preprocessor:
         """The plain description of the encoded inputs that a model is built from."""
         self._ready("input_spec")
         feats = self.features.categorical
-        return InputSpec(
-            cardinalities=tuple(len(self.vocabularies_[f.name]) + 1 for f in feats),
-            embedding_dims=tuple(self.features.embedding_dim_of(f) for f in feats),
-            num_numeric=len(self.features.numeric),
-        )
+        cards = [len(self.vocabularies_[f.name]) + 1 for f in feats]
+        dims = [self.features.embedding_dim_of(f) for f in feats]
+        width = len(self.features.numeric)
+        if self.numeric_encodings_:
+            more_cards, more_dims, width = encodings.encoded_inputs(
+                self.features, self.numeric_encodings_
+            )
+            cards, dims = cards + more_cards, dims + more_dims
+        return InputSpec(tuple(cards), tuple(dims), num_numeric=width)
 
     def _numeric(self, table: pa.Table, feat: NumericFeature) -> np.ndarray:
         x = to_float(column(table, feat.name, "numeric feature"), f"numeric feature {feat.name!r}")
@@ -296,6 +342,12 @@ class Preprocessor:
             "vocabularies": self.vocabularies_,
             "numeric_stats": self.numeric_stats_,
             "target_stats": self.target_stats_,
+            # Absent when every numeric column is only standardised (files stay as before).
+            **(
+                {"numeric_encodings": {k: v.to_dict() for k, v in self.numeric_encodings_.items()}}
+                if self.numeric_encodings_
+                else {}
+            ),
         }
         if self.weight_column is not None:
             state["weight_column"] = self.weight_column
@@ -318,8 +370,16 @@ class Preprocessor:
         pre.numeric_stats_ = {k: dict(v) for k, v in state["numeric_stats"].items()}
         # Absent in files written before targets were standardised: those trained on raw values.
         pre.target_stats_ = {k: dict(v) for k, v in state.get("target_stats", {}).items()}
+        pre.numeric_encodings_ = {
+            k: encodings.NumericEncoding.from_dict(v)
+            for k, v in state.get("numeric_encodings", {}).items()
+        }
         missing = [f.name for f in pre.features.categorical if f.name not in pre.vocabularies_]
         missing += [f.name for f in pre.features.numeric if f.name not in pre.numeric_stats_]
+        if not pre.features.plain_numeric:
+            missing += [
+                f.name for f in pre.features.numeric if f.name not in pre.numeric_encodings_
+            ]
         if missing:
             raise ArtifactError(f"preprocessor state lacks features: {', '.join(missing)}")
         return pre

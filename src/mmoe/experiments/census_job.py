@@ -15,3 +15,5 @@ class CensusJob:
     config: str  # path of the run config
     data_dir: str
     task: str | None = None  # single-task runs: the one task this model learns
+    overrides: tuple[str, ...] = ()  # --set values applied to the network's config
+    predictions_dir: str | None = None  # where a network run saves its valid/test logits

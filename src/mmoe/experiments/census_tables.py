@@ -41,6 +41,8 @@ LABELS = {
     "mmoe": "MMoE",
     "lightgbm": "LightGBM (single-task)",
 }
+#: Multi-task methods whose seeds are also averaged into a seed ensemble (mean of logits).
+ENSEMBLE_METHODS = ("shared_bottom", "omoe", "mmoe")
 
 
 def config_path(configs_dir: str | Path, group: int, method: str) -> Path:
@@ -53,8 +55,14 @@ def plan_jobs(
     seeds: int,
     configs_dir: str | Path,
     data_dir: str | Path,
+    overrides: Sequence[str] = (),
+    predictions_dir: str | Path | None = None,
 ) -> list[CensusJob]:
-    """Every (method, seed[, task]) run of the study, in a stable order."""
+    """Every (method, seed[, task]) run of the study, in a stable order.
+
+    ``overrides`` (``--set`` strings) apply to the networks; multi-task networks save their
+    validation and test logits under ``predictions_dir`` (for the seed-ensemble rows).
+    """
     jobs = []
     for method in methods:
         # LightGBM reads the features and tasks of the single-task config.
@@ -65,7 +73,20 @@ def plan_jobs(
         )
         for seed in range(seeds):
             for task in tasks:
-                jobs.append(CensusJob(group, method, seed, config, str(data_dir), task))
+                network = method != "lightgbm"
+                keep = network and method in ENSEMBLE_METHODS and predictions_dir is not None
+                jobs.append(
+                    CensusJob(
+                        group,
+                        method,
+                        seed,
+                        config,
+                        str(data_dir),
+                        task,
+                        tuple(overrides) if network else (),
+                        str(predictions_dir) if keep else None,
+                    )
+                )
     return jobs
 
 
@@ -84,19 +105,83 @@ def _network_job(job: CensusJob) -> dict[str, Any]:
     from mmoe.config import load_config, parse_config
     from mmoe.training.run import train
 
-    config = load_config(job.config, [f"data.data_dir={job.data_dir}", f"training.seed={job.seed}"])
+    sets = [f"data.data_dir={job.data_dir}", *job.overrides, f"training.seed={job.seed}"]
+    config = load_config(job.config, sets)
     if job.task is not None:
         raw = config.model_dump(mode="json")
         raw["tasks"] = [t for t in raw["tasks"] if t["name"] == job.task]
         raw["training"]["monitor_task"] = None
         config = parse_config(raw)
     run = train(config, progress=False)
+    if job.predictions_dir is not None:
+        _save_predictions(run.model, config, Path(job.predictions_dir) / _predictions_name(job))
     return {
         "valid": {t: m["auc"] for t, m in run.metrics["valid"].items()},
         "test": {t: m["auc"] for t, m in run.metrics["test"].items()},
         "steps": run.metrics["steps"],
         "seconds": run.metrics["seconds"]["total"],
     }
+
+
+def _predictions_name(job: CensusJob) -> str:
+    return f"{job.method}-seed{job.seed}.npz"
+
+
+def _save_predictions(trained: Any, config: Any, path: Path) -> None:
+    """Validation and test logits ``(N, T)`` of a run, with labels and masks, as one ``.npz``."""
+    import numpy as np
+
+    from mmoe.data.sources import load_splits
+    from mmoe.inference import predict_logits
+    from mmoe.io import atomic_path
+
+    splits = load_splits(config.data)
+    arrays = {}
+    for split in ("valid", "test"):
+        batch = trained.preprocessor.transform(splits.get(split), labels=True)
+        logits, _ = predict_logits(trained.model, batch)
+        arrays[f"{split}_logits"] = logits.numpy()
+        arrays[f"{split}_labels"] = batch.labels.numpy()
+        arrays[f"{split}_mask"] = batch.label_mask.numpy()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def ensemble_rows(
+    runs: Sequence[dict[str, Any]], group: int, predictions_dir: str | Path
+) -> list[dict[str, Any]]:
+    """One row per multi-task method: the seed ensemble (mean of all seeds' logits).
+
+    Its test AUC is one number per task (one ensemble of every seed), so ``std`` is 0 and
+    "best run" equals the mean.
+    """
+    import numpy as np
+
+    from mmoe.training.metrics import roc_auc
+
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        files = [Path(predictions_dir) / f"{method}-seed{r['seed']}.npz" for r in mine]
+        if method not in ENSEMBLE_METHODS or not all(f.is_file() for f in files):
+            continue
+        loaded = [np.load(f) for f in files]
+        mean: dict[str, float] = {}
+        for k, task in enumerate(TASKS[group]):
+            logits = np.mean([a["test_logits"][:, k] for a in loaded], axis=0)
+            mask = loaded[0]["test_mask"][:, k]
+            mean[task] = round(roc_auc(loaded[0]["test_labels"][mask, k], logits[mask]), 6)
+        rows.append(
+            {
+                "method": f"{method}_ensemble",
+                "mean": mean,
+                "std": dict.fromkeys(mean, 0.0),
+                "best": dict(mean),
+                "runs": len(files),
+                "paper": None,
+            }
+        )
+    return rows
 
 
 def build_table(runs: Sequence[dict[str, Any]], group: int) -> list[dict[str, Any]]:
@@ -142,7 +227,10 @@ def format_table(rows: Sequence[dict[str, Any]], group: int) -> str:
         header += [f"{task} mean ± std", f"{task} best run", f"{task} paper"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [LABELS.get(row["method"], row["method"]), str(row["runs"])]
+        label = LABELS.get(row["method"], row["method"])
+        if row["method"].endswith("_ensemble"):
+            label = f"{LABELS[row['method'][: -len('_ensemble')]]} ensemble of {row['runs']}"
+        cells = [label, str(row["runs"])]
         for task in tasks:
             paper = row["paper"][task] if row["paper"] else None
             cells += [

@@ -40,6 +40,19 @@ SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
         "model.tower_hidden": [[8], [16], [32], [64]],
     },
 }
+#: The options of the "beat the boosted trees" work (numeric encodings, cross layers,
+#: regularisation), searched with ``--space options`` (hyper-parameters stay as configured) or
+#: ``--space both``. The default ``paper`` space leaves earlier search records reproducible.
+OPTIONS_SPACE: dict[str, list[Any]] = {
+    "features.numeric_encoding": [
+        "standardize", "values", "quantile_bins", "tree_bins", "piecewise_linear"
+    ],
+    "model.cross_layers": [0, 1, 2],
+    "model.dropout": [0.0, 0.1, 0.2],
+    "model.input_dropout": [0.0, 0.1],
+}  # fmt: skip
+SPACES = ("paper", "options", "both")
+
 #: Early stopping during the search: evaluations (epochs) without a better main-task AUC.
 SEARCH_PATIENCE = 3
 
@@ -63,14 +76,22 @@ def sample_trials(
     data_dir: str,
     search_seed: int = 0,
     max_epochs: int = 30,
+    space_name: str = "paper",
 ) -> list[Trial]:
     """Trial 0 keeps the config's own values; the others draw every key of the space at random.
+
+    ``space_name``: ``paper`` (the architecture's hyper-parameters), ``options``
+    (:data:`OPTIONS_SPACE` only) or ``both``.
 
     Example:
         >>> [t.overrides[:1] for t in sample_trials("mmoe", 2, "c.yaml", "d")]
         [(), ('training.learning_rate=0.01',)]
     """
-    space = {**COMMON_SPACE, **SEARCH_SPACE[method]}
+    space: dict[str, list[Any]] = {}
+    if space_name in ("paper", "both"):
+        space |= {**COMMON_SPACE, **SEARCH_SPACE[method]}
+    if space_name in ("options", "both"):
+        space |= OPTIONS_SPACE
     rng = random.Random(search_seed)
     drawn: list[tuple[str, ...]] = [()]
     seen = {()}

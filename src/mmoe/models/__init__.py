@@ -2,6 +2,7 @@
 
 from mmoe.config.models import MMoEConfig, ModelConfig, OMoEConfig, SharedBottomConfig
 from mmoe.models.base import MultiTaskModel
+from mmoe.models.ensemble import SeedEnsemble
 from mmoe.models.mmoe import MMoE
 from mmoe.models.omoe import OMoE
 from mmoe.models.registry import ARCHITECTURES, build_model
@@ -15,6 +16,7 @@ __all__ = [
     "MultiTaskModel",
     "OMoE",
     "OMoEConfig",
+    "SeedEnsemble",
     "SharedBottom",
     "SharedBottomConfig",
     "build_model",

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from torch import Tensor, nn
 
 from mmoe.data.batch import Batch
-from mmoe.layers import FeatureEmbedding
+from mmoe.layers import EnrichedEmbedding, FeatureEmbedding
 from mmoe.specs import InputSpec
 
 
@@ -29,13 +29,27 @@ class MultiTaskModel(nn.Module):
     #: Whether ``forward(..., return_gates=True)`` returns gate weights (false for Shared-Bottom).
     has_gates: ClassVar[bool] = False
 
-    def __init__(self, inputs: InputSpec, task_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        inputs: InputSpec,
+        task_names: Sequence[str],
+        cross_layers: int = 0,
+        cross_rank: int | None = None,
+        input_dropout: float = 0.0,
+    ) -> None:
+        """``cross_layers``, ``cross_rank``, ``input_dropout``: the shared input block
+        (:class:`~mmoe.config.models.InputBlockConfig`); all off runs the plain embedding."""
         super().__init__()
         assert len(task_names) >= 1, "a model needs at least one task"
         assert len(set(task_names)) == len(task_names), "task names must be unique"
         self.inputs = inputs
         self.task_names = tuple(task_names)
-        self.embedding = FeatureEmbedding(inputs)
+        if cross_layers or input_dropout:
+            self.embedding: FeatureEmbedding = EnrichedEmbedding(
+                inputs, cross_layers, cross_rank, input_dropout
+            )
+        else:
+            self.embedding = FeatureEmbedding(inputs)
 
     @property
     def num_tasks(self) -> int:

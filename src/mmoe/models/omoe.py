@@ -40,8 +40,11 @@ class OMoE(MultiTaskModel):
         tower_hidden: Sequence[int] = (8,),
         gate_hidden: Sequence[int] = (),
         dropout: float = 0.0,
+        cross_layers: int = 0,
+        cross_rank: int | None = None,
+        input_dropout: float = 0.0,
     ) -> None:
-        super().__init__(inputs, task_names)
+        super().__init__(inputs, task_names, cross_layers, cross_rank, input_dropout)
         d = inputs.output_dim
         self.experts = ParallelMLP(num_experts, d, expert_hidden, dropout=dropout)
         self.gate = Gates(d, 1, num_experts, gate_hidden)

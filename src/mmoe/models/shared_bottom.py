@@ -37,8 +37,11 @@ class SharedBottom(MultiTaskModel):
         bottom_hidden: Sequence[int] = (113,),
         tower_hidden: Sequence[int] = (8,),
         dropout: float = 0.0,
+        cross_layers: int = 0,
+        cross_rank: int | None = None,
+        input_dropout: float = 0.0,
     ) -> None:
-        super().__init__(inputs, task_names)
+        super().__init__(inputs, task_names, cross_layers, cross_rank, input_dropout)
         self.bottom = ParallelMLP(1, inputs.output_dim, bottom_hidden, dropout=dropout)
         self.towers = ParallelMLP(
             self.num_tasks,

@@ -25,15 +25,18 @@ from typing import Any
 import torch
 
 from mmoe.artifacts import HISTORY_FILE, METRICS_FILE, PREPROCESSOR_FILE
-from mmoe.config import RunConfig, load_config, parse_config
+from mmoe.config import ParquetDatasetSource, RunConfig, load_config, parse_config
 from mmoe.data.preprocessor import Preprocessor
-from mmoe.errors import ArtifactError, TrainingInterrupted
+from mmoe.data.sources import load_splits
+from mmoe.errors import ArtifactError, ConfigError, TrainingInterrupted
 from mmoe.io import append_jsonl, read_json, write_json, write_jsonl
 from mmoe.logs import enable_console_logging
+from mmoe.models.ensemble import SeedEnsemble
 from mmoe.models.registry import build_model
 from mmoe.predictor import TrainedModel
 from mmoe.training import checkpoint as ckpt
 from mmoe.training.distributed import init_distributed, local_device, shutdown
+from mmoe.training.ensemble import ensemble_metrics, member_configs
 from mmoe.training.evaluation import evaluate
 from mmoe.training.inputs import prepare_inputs
 from mmoe.training.trainer import Trainer
@@ -91,6 +94,8 @@ def train(
     """
     command = _resume_command(config, overrides, out_dir)
     config = resolve_config(config, overrides)
+    if config.training.ensemble_size > 1:
+        return _train_ensemble(config, out_dir, progress, overwrite, resume)
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ArtifactError("resuming needs the run directory: pass --out RUN with --resume")
@@ -189,6 +194,51 @@ def train(
         return Run(trained, metrics, out, result.history)
     finally:
         shutdown(dist)
+
+
+def _train_ensemble(
+    config: RunConfig, out_dir: str | Path | None, progress: bool, overwrite: bool, resume: bool
+) -> Run:
+    """Train ``training.ensemble_size`` members (seeds ``seed + k``) and save one ensemble."""
+    out = Path(out_dir) if out_dir is not None else None
+    if resume:
+        raise ArtifactError("a seed ensemble cannot be resumed; train it again without --resume")
+    if out is not None and out.exists() and not overwrite:
+        raise ArtifactError(f"{out} already exists; pass another --out or --overwrite")
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise ArtifactError("a seed ensemble trains in one process; drop --nproc or --seeds")
+    if isinstance(config.data, ParquetDatasetSource):
+        raise ConfigError(
+            "a seed ensemble reads its splits into memory; use an in-memory data source or "
+            "train the members one by one"
+        )
+    runs, members = [], member_configs(config)
+    for k, member in enumerate(members):
+        if progress:
+            log.info(f"ensemble member {k + 1}/{len(members)} (seed {member.training.seed})")
+        runs.append(train(member, progress=progress))
+    preprocessor = runs[0].model.preprocessor
+    model = SeedEnsemble([r.model.model for r in runs])
+    splits = load_splits(config.data)
+    targets = preprocessor.target_stats_
+
+    def score(table: Any) -> dict[str, dict[str, float]]:
+        batch = preprocessor.transform(table, labels=True)
+        return evaluate(model, batch, config.tasks, target_stats=targets)
+
+    valid = score(splits.valid)
+    test = None if splits.test is None else score(splits.test)
+    seeds = [m.training.seed for m in members]
+    metrics = ensemble_metrics([r.metrics for r in runs], valid, test, seeds)
+    trained = TrainedModel(config, preprocessor, model)
+    if out is not None:
+        staging = out.with_name(out.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        trained.save(staging)
+        write_json(staging / METRICS_FILE, metrics)
+        write_jsonl(staging / HISTORY_FILE, [h for r in runs for h in r.history])
+        _publish(staging, out)
+    return Run(trained, metrics, out, [h for r in runs for h in r.history])
 
 
 def resolve_config(
