@@ -23,7 +23,11 @@ TINY = {
     "shared_bottom": {"bottom_hidden": [16], "tower_hidden": [4]},
     "omoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
     "mmoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
-}
+    "cgc": {"num_shared_experts": 2, "num_task_experts": 1, "expert_hidden": [8],
+            "tower_hidden": [4]},
+    "ple": {"num_levels": 2, "num_shared_experts": 2, "num_task_experts": 1,
+            "expert_hidden": [8], "tower_hidden": [4]},
+}  # fmt: skip
 ARCHS = list(ARCHITECTURES)
 
 
@@ -54,9 +58,10 @@ def test_output_keys_and_shapes(name, tasks):
     assert torch.equal(logits, logits2)
     assert all(torch.equal(out[k], logits[:, i]) for i, k in enumerate(tasks))
     if model.has_gates:
-        experts = TINY[name]["num_experts"]
-        assert gates.shape == (17, len(tasks), experts)
-        assert torch.allclose(gates.sum(-1), torch.ones(17, len(tasks)))
+        rows, experts = len(model.gate_rows), len(model.expert_names)
+        assert gates.shape == (17, rows, experts) and rows >= len(tasks)
+        assert {task for _, task in model.gate_rows} >= set(tasks)
+        assert torch.allclose(gates.sum(-1), torch.ones(17, rows))
         assert (gates >= 0).all()
     else:
         assert gates is None
