@@ -164,3 +164,13 @@ def test_a_gate_without_experts_is_a_one_line_config_error() -> None:
     with pytest.raises(ConfigError, match="num_shared_experts \\+ num_task_experts"):
         parse_config(raw)
     assert parse_config({**raw, "model": {"name": "ple"}}).model.num_levels == 2
+
+
+def test_ple_exports_with_torch_export_and_a_dynamic_batch() -> None:
+    """The graph export paths (torch.export, ONNX through it) trace the gates' scatter."""
+    torch.manual_seed(0)
+    model = PLE(SPEC, ("a", "b"), num_levels=2, num_shared_experts=2, num_task_experts=1).eval()
+    cats, nums = inputs(6)
+    batch = torch.export.Dim("batch", min=2)
+    program = torch.export.export(model, (cats, nums), dynamic_shapes=({0: batch}, {0: batch}))
+    assert torch.allclose(program.module()(cats[:3], nums[:3]), model(cats[:3], nums[:3]))
