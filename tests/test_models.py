@@ -24,7 +24,11 @@ TINY = {
     "shared_bottom": {"bottom_hidden": [16], "tower_hidden": [4]},
     "omoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
     "mmoe": {"num_experts": 4, "expert_hidden": [8], "tower_hidden": [4]},
-}
+    "cgc": {"num_shared_experts": 2, "num_task_experts": 1, "expert_hidden": [8],
+            "tower_hidden": [4]},
+    "ple": {"num_levels": 2, "num_shared_experts": 2, "num_task_experts": 1,
+            "expert_hidden": [8], "tower_hidden": [4]},
+}  # fmt: skip
 #: Options of the shared input block that every architecture is also tested with.
 VARIANTS = {"cross": {"cross_layers": 2, "cross_rank": 3}}
 ARCHS = list(ARCHITECTURES) + [f"{n}+{v}" for n in ARCHITECTURES for v in VARIANTS]
@@ -64,9 +68,10 @@ def test_output_keys_and_shapes(name, tasks):
     assert torch.equal(logits, logits2)
     assert all(torch.equal(out[k], logits[:, i]) for i, k in enumerate(tasks))
     if model.has_gates:
-        experts = sizes_of(name)["num_experts"]
-        assert gates.shape == (17, len(tasks), experts)
-        assert torch.allclose(gates.sum(-1), torch.ones(17, len(tasks)))
+        rows, experts = len(model.gate_rows), len(model.expert_names)
+        assert gates.shape == (17, rows, experts) and rows >= len(tasks)
+        assert {task for _, task in model.gate_rows} >= set(tasks)
+        assert torch.allclose(gates.sum(-1), torch.ones(17, rows))
         assert (gates >= 0).all()
     else:
         assert gates is None

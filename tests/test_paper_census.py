@@ -89,3 +89,19 @@ def test_paper_tune_records_every_trial_on_validation_only(small_census_dir, tmp
     best = max(trials, key=lambda t: t["valid_auc"]["income"])
     assert f"best: trial {best['index']}," in out
     assert (tmp_path / "group1-mmoe.md").read_text().count("\n| ") == 4  # header + 3 trials
+
+
+@pytest.mark.parametrize("method", ["cgc", "ple"])
+def test_cgc_and_ple_census_configs_and_search_space(method):
+    """The shipped configs load, and every trial the search could draw is a valid config."""
+    from mmoe.config import load_config
+    from mmoe.experiments.census_tables import METHODS, config_path
+    from mmoe.experiments.tuning import sample_trials
+    from tests.conftest import ROOT
+
+    assert method in METHODS
+    for group in (1, 2):
+        path = config_path(ROOT / "configs/census", group, method)
+        assert load_config(path).model.name == method
+        for trial in sample_trials(method, 6, str(path), "d", search_seed=0):
+            assert load_config(path, list(trial.overrides)).model.name == method

@@ -68,3 +68,22 @@ def test_commands_end_to_end(tmp_path, capsys):
     effect = json.loads((tmp_path / "summary.json").read_text())["correlation_effect"]
     assert len(effect) == 9 and all(r["seeds"] == 2 for r in effect)  # 3 models x 3 pairs
     assert "| OMoE | 0.5 vs 1.0 |" in out
+
+
+def test_cgc_and_ple_join_the_study_on_request(tmp_path, capsys):
+    code, out, err = cli(
+        "paper", "synthetic", "--quick", "--seeds", "1", "--epochs", "1", "--num-train", "400",
+        "--models", "mmoe,cgc,ple", "--correlations", "0.5", "--workers", "1",
+        "--out", tmp_path, "-q", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())["summary"]
+    assert [(r["model"], r["correlation"]) for r in summary] == [
+        ("mmoe", 0.5), ("cgc", 0.5), ("ple", 0.5),
+    ]  # fmt: skip
+    assert "| 0.5 | PLE < CGC |" in out and "| 0.5 | CGC < MMoE |" in out
+    for bad, message in [(["--models", "mmoe,deepfm"], "unknown model 'deepfm'"),
+                         (["--correlations", "0.5,x"], "give numbers"),
+                         (["--correlations", "2"], "must lie in [-1, 1]")]:  # fmt: skip
+        code, out, err = cli("paper", "synthetic", "--quick", *bad, capsys=capsys)
+        assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err

@@ -34,6 +34,8 @@ _EXPORTS = {
     "SharedBottom": "mmoe.models",
     "OMoE": "mmoe.models",
     "MMoE": "mmoe.models",
+    "CGC": "mmoe.models",
+    "PLE": "mmoe.models",
     "build_model": "mmoe.models",
     "MmoeError": "mmoe.errors",
     "ConfigError": "mmoe.errors",
@@ -42,6 +44,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CGC",
+    "PLE",
     "ArtifactError",
     "Batch",
     "ConfigError",
@@ -69,7 +73,7 @@ if TYPE_CHECKING:
     from mmoe.data.batch import Batch
     from mmoe.data.preprocessor import Preprocessor
     from mmoe.errors import ArtifactError, ConfigError, DataError, MmoeError
-    from mmoe.models import MMoE, OMoE, SharedBottom, build_model
+    from mmoe.models import CGC, PLE, MMoE, OMoE, SharedBottom, build_model
     from mmoe.predictor import TrainedModel, load
     from mmoe.specs import FeaturesConfig, InputSpec, TaskSpec
     from mmoe.training.run import Run, train

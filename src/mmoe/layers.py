@@ -217,6 +217,9 @@ class Gates(nn.Module):
     dimension that is not the innermost tiny one, which is several times faster on CPU; the
     returned tensor is a transposed view ``(B, G, E)``.
 
+    Input ``(B, D)`` is read by every gate; input ``(B, G, D)`` gives each gate its own row (the
+    task gates of PLE's upper levels each read their own task's fused vector).
+
     Example:
         >>> gates = Gates(in_dim=100, num_gates=2, num_experts=8)
         >>> g = gates(torch.randn(4, 100))
@@ -244,6 +247,14 @@ class Gates(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.hidden is None and x.dim() == 3:
+            # Gate g's weights are columns g, G + g, ... of the (D, E*G) matrix: a (G, D, E) view.
+            weight = self.weight.view(-1, self.num_experts, self.num_gates).permute(2, 0, 1)
+            bias = self.bias.view(self.num_experts, self.num_gates).t().unsqueeze(1)  # (G, 1, E)
+            logits = torch.baddbmm(bias, x.transpose(0, 1), weight)  # (G, B, E)
+            # Softmax over E laid out (B, E, G), as below, rather than over the innermost E.
+            logits = logits.permute(1, 2, 0).contiguous()  # (B, E, G)
+            return torch.softmax(logits, dim=1).transpose(1, 2)  # (B, G, E)
         if self.hidden is None:
             logits = torch.addmm(self.bias, x, self.weight)  # (B, E*G)
             logits = logits.view(-1, self.num_experts, self.num_gates)  # (B, E, G)

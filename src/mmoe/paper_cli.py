@@ -51,6 +51,16 @@ def synthetic(
     num_train: Annotated[
         int | None, typer.Option(min=10, help="Training rows per run [profile's].")
     ] = None,
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: shared_bottom, omoe, mmoe, cgc, ple (cgc and ple: Tang et "
+            "al., RecSys 2020, beyond the MMoE paper's three)."
+        ),
+    ] = "shared_bottom,omoe,mmoe",
+    correlations: Annotated[
+        str, typer.Option(help="Comma-separated task correlations (weight cosines).")
+    ] = "1.0,0.9,0.5",
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/paper-synthetic"),
     from_runs: Annotated[
@@ -59,7 +69,8 @@ def synthetic(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Shared-Bottom, OMoE and MMoE at correlations 1.0, 0.9, 0.5 over many seeds (Fig. 4, 5)."""
+    """Shared-Bottom, OMoE and MMoE (and CGC, PLE on request) at correlations 1.0, 0.9, 0.5
+    over many seeds (Fig. 4, 5)."""
     import dataclasses
 
     from mmoe.experiments import synthetic_study as study
@@ -75,7 +86,20 @@ def synthetic(
         profile = dataclasses.replace(
             profile, **{k: v for k, v in changes.items() if v is not None}
         )
-        jobs = study.plan_jobs(profile)
+        chosen = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = sorted(set(chosen) - set(study.MODELS))
+        if unknown or not chosen:
+            name = unknown[0] if unknown else models
+            raise ConfigError(f"unknown model {name!r}; choose from {', '.join(study.MODELS)}")
+        try:
+            corrs = [float(c) for c in correlations.split(",") if c.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"--correlations {correlations!r}: give numbers such as 1.0,0.9,0.5"
+            ) from None
+        if not corrs or any(not -1.0 <= c <= 1.0 for c in corrs):
+            raise ConfigError(f"--correlations {correlations!r}: each must lie in [-1, 1]")
+        jobs = study.plan_jobs(profile, chosen, corrs)
         results = run_jobs(study.run_job, jobs, workers, desc="synthetic study", progress=not quiet)
     typer.echo(study.write_report(results, profile, out))
     typer.echo(f"wrote {out}/summary.md, loss_curves.png, final_loss_histograms.png")
@@ -89,7 +113,11 @@ def census(
     ],
     seeds: Annotated[int, typer.Option(min=1, help="Runs per method (training.seed 0..N-1).")] = 5,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated: single_task, shared_bottom, omoe, mmoe.")
+        str,
+        typer.Option(
+            help="Comma-separated: single_task, shared_bottom, omoe, mmoe, cgc, ple "
+            "(cgc and ple: Tang et al., RecSys 2020, rows beyond the MMoE paper's)."
+        ),
     ] = "single_task,shared_bottom,omoe,mmoe",
     lightgbm: Annotated[
         bool | None,
@@ -163,7 +191,7 @@ def census(
 def tune(
     group: Annotated[int, typer.Option(help="1: income + marital; 2: education + marital.")],
     method: Annotated[
-        str, typer.Option(help="single_task, shared_bottom, omoe, mmoe or lightgbm.")
+        str, typer.Option(help="single_task, shared_bottom, omoe, mmoe, cgc, ple or lightgbm.")
     ],
     data_dir: Annotated[
         Path, typer.Option(help="Directory with census-income.data[.gz] and .test[.gz].")

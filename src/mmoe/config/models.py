@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class InputBlockConfig(BaseModel):
@@ -99,21 +99,73 @@ class MMoEConfig(InputBlockConfig):
     )
 
 
+class CGCConfig(InputBlockConfig):
+    """Hyper-parameters of :class:`CGC` (the ``model:`` section of a run config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["cgc"] = "cgc"
+    num_shared_experts: int = Field(
+        default=4, ge=0, description="Experts shared by every task (each task's gate mixes them)."
+    )
+    num_task_experts: int = Field(
+        default=2, ge=0, description="Experts of each task, read only by that task's gate."
+    )
+    expert_hidden: list[int] = Field(
+        default=[16], min_length=1, description="Widths of the layers of each expert MLP."
+    )
+    tower_hidden: list[int] = Field(
+        default=[8], description="Hidden widths of each task tower (a logit layer follows)."
+    )
+    gate_hidden: list[int] = Field(
+        default=[], description="Hidden layers in front of each gate; empty = a linear gate."
+    )
+    dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Dropout after each hidden ReLU."
+    )
+
+    @model_validator(mode="after")
+    def _every_gate_has_an_expert(self) -> CGCConfig:
+        if self.num_shared_experts + self.num_task_experts < 1:
+            raise ValueError(
+                "num_shared_experts + num_task_experts must be at least 1 (a gate needs experts)"
+            )
+        return self
+
+
+class PLEConfig(CGCConfig):
+    """Hyper-parameters of :class:`PLE` (the ``model:`` section of a run config)."""
+
+    name: Literal["ple"] = "ple"  # type: ignore[assignment]
+    num_levels: int = Field(
+        default=2,
+        ge=1,
+        description="Extraction levels; every level but the last has a shared gate (1 = CGC).",
+    )
+
+
 #: The ``model:`` section of a run config: one of the config classes, chosen by ``name``.
-ModelConfig = Annotated[SharedBottomConfig | OMoEConfig | MMoEConfig, Field(discriminator="name")]
+ModelConfig = Annotated[
+    SharedBottomConfig | OMoEConfig | MMoEConfig | CGCConfig | PLEConfig,
+    Field(discriminator="name"),
+]
 
 #: Every architecture's config class by name (the registry pairs each with its network).
 MODEL_CONFIGS: dict[str, type[BaseModel]] = {
     "shared_bottom": SharedBottomConfig,
     "omoe": OMoEConfig,
     "mmoe": MMoEConfig,
+    "cgc": CGCConfig,
+    "ple": PLEConfig,
 }
 
 __all__ = [
     "MODEL_CONFIGS",
+    "CGCConfig",
     "InputBlockConfig",
     "MMoEConfig",
     "ModelConfig",
     "OMoEConfig",
+    "PLEConfig",
     "SharedBottomConfig",
 ]

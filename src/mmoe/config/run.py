@@ -2,7 +2,8 @@
 
 A run config has these sections::
 
-    data:      where the rows come from (a CSV/Parquet table, a Parquet stream, census, synthetic)
+    data:      where the rows come from (a CSV/Parquet table, a Parquet stream, census, movielens,
+               synthetic)
     features:  which columns feed the model (categorical, numeric)
     tasks:     one entry per prediction target
     model:     the architecture and its sizes (name: shared_bottom | omoe | mmoe)
@@ -14,6 +15,7 @@ A run config has these sections::
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -154,8 +156,26 @@ class SyntheticSource(_Section):
     seed: int = 0  # seed of the weight vectors, constants and samples
 
 
+class MovieLensSource(_Section):
+    """MovieLens 100K (GroupLens ``ml-100k``) read from ``data_dir``, split by rating time
+    (``mmoe.data.movielens``)."""
+
+    source: Literal["movielens"] = "movielens"
+    data_dir: Path | None = Field(
+        default=None, description="The ml-100k directory holding u.data, u.user and u.item."
+    )
+    valid_from: datetime = Field(
+        default=datetime(1998, 3, 8),
+        description="Ratings from this time (UTC) on validate; earlier ones train.",
+    )
+    test_from: datetime = Field(
+        default=datetime(1998, 4, 1),
+        description="Ratings from this time (UTC) on are the test split.",
+    )
+
+
 DataConfig = Annotated[
-    TableSource | ParquetDatasetSource | CensusSource | SyntheticSource,
+    TableSource | ParquetDatasetSource | CensusSource | SyntheticSource | MovieLensSource,
     Field(discriminator="source"),
 ]
 

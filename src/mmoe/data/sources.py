@@ -10,11 +10,13 @@ import pyarrow as pa
 from mmoe.config import (
     CensusSource,
     DataConfig,
+    MovieLensSource,
     ParquetDatasetSource,
     SyntheticSource,
     TableSource,
 )
 from mmoe.data.census import load_census, read_census_file
+from mmoe.data.movielens import load_movielens
 from mmoe.data.splits import RowSplitter, holdout, split_table
 from mmoe.data.synthetic import make_synthetic
 from mmoe.data.tables import read_table
@@ -65,6 +67,13 @@ def load_splits(source: DataConfig) -> Splits:
             noise_std=source.noise_std,
         )
         return Splits(*tables)
+    if isinstance(source, MovieLensSource):
+        if source.data_dir is None:
+            raise DataError(
+                "MovieLens data needs a directory: pass --set data.data_dir=DIR "
+                "(the ml-100k folder with u.data, u.user and u.item)"
+            )
+        return Splits(*load_movielens(source.data_dir, source.valid_from, source.test_from))
     raise AssertionError(f"unhandled data source {source!r}")
 
 

@@ -33,12 +33,14 @@ PAPER_MEAN_TEST_AUC: dict[int, dict[str, dict[str, float]]] = {
     },
 }
 TASKS = {1: ("income", "marital"), 2: ("education", "marital")}
-METHODS = ("single_task", "shared_bottom", "omoe", "mmoe")
+METHODS = ("single_task", "shared_bottom", "omoe", "mmoe", "cgc", "ple")
 LABELS = {
     "single_task": "Single-Task",
     "shared_bottom": "Shared-Bottom",
     "omoe": "OMoE",
     "mmoe": "MMoE",
+    "cgc": "CGC",
+    "ple": "PLE",
     "lightgbm": "LightGBM (single-task)",
 }
 #: Multi-task methods whose seeds are also averaged into a seed ensemble (mean of logits).

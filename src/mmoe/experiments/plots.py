@@ -8,8 +8,13 @@ from typing import Any
 
 from mmoe.errors import ConfigError
 
-MODEL_LABELS = {"shared_bottom": "Shared-Bottom", "omoe": "OMoE", "mmoe": "MMoE"}
-MODEL_COLORS = {"shared_bottom": "tab:red", "omoe": "tab:orange", "mmoe": "tab:blue"}
+MODEL_LABELS = {
+    "shared_bottom": "Shared-Bottom", "omoe": "OMoE", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE",
+}  # fmt: skip
+MODEL_COLORS = {
+    "shared_bottom": "tab:red", "omoe": "tab:orange", "mmoe": "tab:blue", "cgc": "tab:green",
+    "ple": "tab:purple",
+}  # fmt: skip
 
 
 def _pyplot() -> Any:

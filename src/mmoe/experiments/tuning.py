@@ -31,6 +31,20 @@ SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
         "model.expert_hidden": [[16], [32], [64], [128], [256], [128, 64]],
         "model.tower_hidden": [[8], [16], [32], [64]],
     },
+    # CGC / PLE: 2-16 experts in all for two tasks, as MMoE's 4-16, split into shared and own.
+    "cgc": {
+        "model.num_shared_experts": [1, 2, 4, 8],
+        "model.num_task_experts": [1, 2, 4],
+        "model.expert_hidden": [[16], [32], [64], [128], [256], [128, 64]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
+    "ple": {
+        "model.num_levels": [2, 3],
+        "model.num_shared_experts": [1, 2, 4, 8],
+        "model.num_task_experts": [1, 2, 4],
+        "model.expert_hidden": [[16], [32], [64], [128], [256], [128, 64]],
+        "model.tower_hidden": [[8], [16], [32], [64]],
+    },
     "shared_bottom": {
         "model.bottom_hidden": [[64], [128], [256], [512], [1024], [256, 128]],
         "model.tower_hidden": [[8], [16], [32], [64]],

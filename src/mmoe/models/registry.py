@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from mmoe.models.base import MultiTaskModel
+from mmoe.models.cgc import CGC
 from mmoe.models.mmoe import MMoE
 from mmoe.models.omoe import OMoE
+from mmoe.models.ple import PLE
 from mmoe.models.shared_bottom import SharedBottom
 from mmoe.specs import InputSpec
 
@@ -17,6 +19,8 @@ ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     "shared_bottom": SharedBottom,
     "omoe": OMoE,
     "mmoe": MMoE,
+    "cgc": CGC,
+    "ple": PLE,
 }
 
 
