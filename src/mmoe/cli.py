@@ -176,7 +176,7 @@ def gates(
     Writes gates.json, PNG figures and a self-contained report.html (open it in a browser)
     and prints a summary: each gate's main experts and any dead expert or polarised gate.
     """
-    from mmoe.gates.report import report
+    from mmoe.gates.reporting import report
 
     result = report(run_dir, data, by or [], out, top=top, progress=not quiet)
     typer.echo(format_gate_summary(result.data))

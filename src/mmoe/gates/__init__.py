@@ -4,7 +4,7 @@
   batch (torch only; training's health check uses it).
 - :mod:`mmoe.gates.analysis`, :mod:`mmoe.gates.plots`, :mod:`mmoe.gates.html`: the report's
   numbers, figures and page.
-- :func:`report` (:mod:`mmoe.gates.report`): run directory + data → ``gates.json``, PNG figures
+- :func:`report` (:mod:`mmoe.gates.reporting`): run directory + data → ``gates.json``, PNG figures
   and a self-contained ``report.html``.
 
 Importing this package is light: the names below load their module on first use.
@@ -20,9 +20,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "report": "mmoe.gates.report",
-    "GateReport": "mmoe.gates.report",
-    "gate_statistics": "mmoe.gates.report",
+    "report": "mmoe.gates.reporting",
+    "GateReport": "mmoe.gates.reporting",
+    "gate_statistics": "mmoe.gates.reporting",
     "GateStats": "mmoe.gates.stats",
 }
 

@@ -50,8 +50,12 @@ def _heatmap(
     title: str = "",
 ) -> Any:
     """Draw ``matrix`` with labelled rows and columns and its values written in the cells."""
-    image = ax.imshow(np.ma.masked_invalid(matrix), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
-    image.cmap.set_bad("#eeeeee")
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="#eeeeee")  # grey: not compared
+    image = ax.imshow(
+        np.ma.masked_invalid(matrix), vmin=vmin, vmax=vmax, cmap=colours, aspect="auto"
+    )
     crowded = len(columns) > 6 or max((len(c) for c in columns), default=0) > 10
     ax.set_xticks(range(len(columns)), labels=columns, rotation=90 if crowded else 0)
     ax.set_yticks(range(len(rows)), labels=rows)
