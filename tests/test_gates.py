@@ -131,7 +131,7 @@ def test_structural_zeros_are_not_dead_experts_and_levels_stay_apart():
     # all three; level 1 has one gate. Expert 2 is selectable only by the shared gate.
     rows = [(0, "click"), (0, "shared"), (1, "click")]
     g = torch.tensor([[[0.6, 0.4, 0.0], [0.3, 0.3, 0.4], [0.2, 0.3, 0.5]]]).repeat(4, 1, 1)
-    stats = GateStats(3, 3, pairs=True)
+    stats = GateStats(3, 3, pairs=True, top=True)
     stats.update(g)
     assert stats.num_selectable().tolist() == [2, 3, 3]
     assert find_problems(stats, rows, ["e0", "e1", "e2"]) == []

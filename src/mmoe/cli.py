@@ -173,8 +173,8 @@ def gates(
 ) -> None:
     """Report what the gates learned: per-task expert weights, entropy, task relatedness.
 
-    Writes gates.json, PNG figures and a self-contained report.html (open it in a browser)
-    and prints a summary: each gate's main experts and any dead expert or polarised gate.
+    Writes gates.json, PNG figures and a self-contained report.html (open it in a browser).
+    Prints each gate's heaviest experts and any dead expert or polarised gate.
     """
     from mmoe.gates.reporting import report
 

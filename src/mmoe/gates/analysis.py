@@ -67,8 +67,8 @@ def analyse(
     """The content of ``gates.json`` (plain data; strict JSON once NaN is written as null).
 
     Args:
-        stats: sums over the rows, made with ``pairs=True`` and one entry of ``segments`` per
-            item of ``segment_values``.
+        stats: sums over the rows, made with ``pairs=True``, ``top=True`` and one entry of
+            ``segments`` per item of ``segment_values``.
         gate_rows: ``(level, gate name)`` of each gate row ``G``.
         expert_names: names of the ``E`` experts.
         task_names: the model's tasks (the rows of the label correlation).

@@ -157,6 +157,7 @@ def gate_statistics(
         len(model.gate_rows),
         len(model.expert_names),
         pairs=True,
+        top=True,
         segments={col: len(names) for col, (_, names) in segments.items()},
         keep_entropy=True,
     )

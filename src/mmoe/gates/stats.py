@@ -49,12 +49,13 @@ class GateStats:
         num_gates: ``G``.
         num_experts: ``E``.
         pairs: also sum the per-row divergence between every two gates (``G * G * E`` per row).
+        top: also count the rows on which each expert carries each gate's largest weight.
         segments: for each named segmentation, its number of values ``V``; :meth:`update` then
             takes each row's value code and sums weights and entropies per value.
         keep_entropy: keep every row's entropy (``(N, G)`` floats) for a histogram.
 
     Example:
-        >>> stats = GateStats(num_gates=2, num_experts=2, pairs=True)
+        >>> stats = GateStats(num_gates=2, num_experts=2, pairs=True, top=True)
         >>> stats.update(torch.tensor([[[1.0, 0.0], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]]]))
         >>> stats.utilisation().tolist()
         [[1.0, 0.0], [0.25, 0.75]]
@@ -67,6 +68,7 @@ class GateStats:
     num_gates: int
     num_experts: int
     pairs: bool = False
+    top: bool = False
     segments: dict[str, int] = field(default_factory=dict)
     keep_entropy: bool = False
 
@@ -90,30 +92,40 @@ class GateStats:
         self.row_entropy: list[Tensor] = []
 
     def update(self, gates: Tensor, codes: dict[str, Tensor] | None = None) -> None:
-        """Add the rows of ``gates (B, G, E)``; ``codes[name]`` is each row's value ``(B,)``."""
+        """Add the rows of ``gates (B, G, E)``; ``codes[name]`` is each row's value ``(B,)``.
+
+        Per-row work is done in the gates' dtype on their device; only the sums (accumulated
+        in float64) move to the CPU.
+        """
         assert gates.dim() == 3 and gates.shape[1:] == (self.num_gates, self.num_experts)
-        w = gates.detach().to("cpu", torch.float64)
+        w = gates.detach().float()
         entropy = -torch.special.xlogy(w, w).sum(-1)  # (B, G) nats
         self.rows += w.shape[0]
-        self.weight_sum += w.sum(0)
-        self.entropy_sum += entropy.sum(0)
-        top = w.argmax(-1)  # (B, G)
-        self.top_count += torch.nn.functional.one_hot(top, self.num_experts).sum(0)
+        self.weight_sum += w.sum(0, dtype=torch.float64).cpu()
+        self.entropy_sum += entropy.sum(0, dtype=torch.float64).cpu()
         if w.shape[0]:
-            self.peak = torch.maximum(self.peak, w.amax(0))
+            self.peak = torch.maximum(self.peak, w.amax(0).cpu().double())
+        if self.top:
+            g, e = self.num_gates, self.num_experts
+            cells = w.argmax(-1) + torch.arange(g, device=w.device) * e  # (B, G) gate-expert cell
+            self.top_count += torch.bincount(cells.flatten(), minlength=g * e).view(g, e).cpu()
         if self.pairs:
             mid = (w[:, :, None] + w[:, None]) / 2  # (B, G, G, E)
             mid_entropy = -torch.special.xlogy(mid, mid).sum(-1)  # (B, G, G)
             js = mid_entropy - (entropy[:, :, None] + entropy[:, None]) / 2
-            self.divergence_sum += js.clamp_min(0).sum(0)
+            self.divergence_sum += js.clamp_min(0).sum(0, dtype=torch.float64).cpu()
         for name in self.segments:
             assert codes is not None and name in codes, f"no codes for segmentation {name!r}"
-            index = codes[name].to("cpu", torch.long)
-            self.segment_rows[name].index_add_(0, index, torch.ones_like(index, dtype=w.dtype))
-            self.segment_weight[name].index_add_(0, index, w)
-            self.segment_entropy[name].index_add_(0, index, entropy)
+            index = codes[name].to(w.device, torch.long)
+            ones = torch.ones(index.shape, dtype=torch.float64, device=w.device)
+            rows = torch.zeros_like(self.segment_rows[name], device=w.device)
+            self.segment_rows[name] += rows.index_add_(0, index, ones).cpu()
+            weight = torch.zeros_like(self.segment_weight[name], device=w.device)
+            self.segment_weight[name] += weight.index_add_(0, index, w.double()).cpu()
+            ent = torch.zeros_like(self.segment_entropy[name], device=w.device)
+            self.segment_entropy[name] += ent.index_add_(0, index, entropy.double()).cpu()
         if self.keep_entropy:
-            self.row_entropy.append(entropy.float())
+            self.row_entropy.append(entropy.cpu())
 
     # ---- summaries -----------------------------------------------------------------------------
 
@@ -143,6 +155,7 @@ class GateStats:
 
     def top_share(self) -> Tensor:
         """Share of rows on which each expert carries each gate's largest weight ``(G, E)``."""
+        assert self.top, "GateStats(top=True) counts top experts"
         return self.top_count / max(self.rows, 1)
 
     def divergence(self) -> Tensor:
