@@ -116,7 +116,8 @@ def _read_data(trained: TrainedModel, data: Any) -> tuple[pa.Table, str]:
         if not Path(data).exists():
             raise DataError(f"data file not found: {data} (or name a split: train, valid, test)")
         return read_any(data, trained.config.data), str(data)
-    return as_arrow(data), f"a table of {as_arrow(data).num_rows} rows"
+    table = as_arrow(data)
+    return table, f"a table of {table.num_rows} rows"
 
 
 def gate_statistics(
