@@ -164,6 +164,54 @@ def predict(
     typer.echo(f"wrote {out.num_rows} rows × {len(trained.task_names)} tasks to {output}")
 
 
+@app.command()
+def gates(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    data: Annotated[
+        str,
+        typer.Argument(help="CSV/Parquet file, or train|valid|test for the run's own data."),
+    ],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by", "-b", help="Also split the gate weights by this column's values (repeatable)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Report directory (default: RUN_DIR/gates)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option(min=1, help="Most frequent values kept per --by column; rest grouped.")
+    ] = 8,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Report what the gates learned: per-task expert weights, entropy, task relatedness.
+
+    Writes gates.json, PNG figures and a self-contained report.html (open it in a browser).
+    Prints each gate's heaviest experts and any dead expert or polarised gate.
+    """
+    from mmoe.gates.reporting import report
+
+    result = report(run_dir, data, by or [], out, top=top, progress=not quiet)
+    typer.echo(format_gate_summary(result.data))
+    figures = len(result.files) - 2
+    typer.echo(f"wrote {result.out / 'report.html'} (and gates.json, {figures} figures)")
+
+
+def format_gate_summary(data: dict[str, Any]) -> str:
+    """One line per gate (its three heaviest experts, entropy), then the warnings."""
+    lines = []
+    for gate in data["gates"]:
+        heaviest = sorted(gate["mean_weight"].items(), key=lambda kv: -kv[1])[:3]
+        experts = ", ".join(f"{name} {weight:.2f}" for name, weight in heaviest)
+        lines.append(
+            f"{gate['label']}: {experts}  (normalised entropy {gate['normalized_entropy']:.2f})"
+        )
+    lines += [f"warning: {w}" for w in data["warnings"]]
+    return "\n".join(lines)
+
+
 def _relaunch_with_torchrun(nproc: int, out: Path) -> None:
     """Run this same ``mmoe train`` command as ``nproc`` processes under torch's launcher.
 

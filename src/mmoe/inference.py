@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -10,12 +12,18 @@ from mmoe.models.base import MultiTaskModel
 
 
 def predict_logits(
-    model: MultiTaskModel, batch: Batch, batch_size: int = 65_536, gates: bool = False
+    model: MultiTaskModel,
+    batch: Batch,
+    batch_size: int = 65_536,
+    gates: bool = False,
+    on_gates: Callable[[Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Logits ``(N, T)`` (and gate weights ``(N, T, E)`` if asked) of every row, on the CPU.
+    """Logits ``(N, T)`` (and gate weights ``(N, G, E)`` if asked) of every row, on the CPU.
 
     Rows go through the model in slices of ``batch_size`` on the model's device; the batch may
-    live on the CPU or on that device already.
+    live on the CPU or on that device already. ``on_gates`` is called with each slice's gate
+    weights ``(b, G, E)`` (on the model's device) when the model has gates, so statistics can be
+    summed without keeping every row's gates.
 
     Example:
         >>> from mmoe.models import MMoE
@@ -36,8 +44,11 @@ def predict_logits(
                 part = batch.slice(start, start + batch_size).to(device)
                 z, g = model(part.categorical, part.numeric, return_gates=True)
                 logits.append(z.cpu())
-                if gates and g is not None:
-                    weights.append(g.cpu())
+                if g is not None:
+                    if on_gates is not None:
+                        on_gates(g)
+                    if gates:
+                        weights.append(g.cpu())
     finally:
         model.train(was_training)
     if not logits:

@@ -215,7 +215,8 @@ class Gates(nn.Module):
     The paper's gate is ``softmax(W_g x)`` (a single linear map); ``hidden`` adds ReLU layers in
     front of it as an option. Logits are laid out ``(B, E, G)`` so the softmax reduces over a
     dimension that is not the innermost tiny one, which is several times faster on CPU; the
-    returned tensor is a transposed view ``(B, G, E)``.
+    returned tensor is a transposed view ``(B, G, E)``. ``dropout`` > 0 applies
+    :func:`gate_dropout` in training mode (off by default, as in the paper).
 
     Input ``(B, D)`` is read by every gate; input ``(B, G, D)`` gives each gate its own row (the
     task gates of PLE's upper levels each read their own task's fused vector).
@@ -228,11 +229,18 @@ class Gates(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, num_gates: int, num_experts: int, hidden: Sequence[int] = ()
+        self,
+        in_dim: int,
+        num_gates: int,
+        num_experts: int,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        assert 0.0 <= dropout < 1.0
         self.num_gates = num_gates
         self.num_experts = num_experts
+        self.dropout = dropout
         self.hidden = ParallelMLP(num_gates, in_dim, hidden) if hidden else None
         width = hidden[-1] if hidden else in_dim
         bound = 1.0 / math.sqrt(width)
@@ -258,10 +266,36 @@ class Gates(nn.Module):
         if self.hidden is None:
             logits = torch.addmm(self.bias, x, self.weight)  # (B, E*G)
             logits = logits.view(-1, self.num_experts, self.num_gates)  # (B, E, G)
-            return torch.softmax(logits, dim=1).transpose(1, 2)  # (B, G, E)
-        h = self.hidden(x)  # (B, G, H)
-        logits = torch.einsum("bgh,ghe->bge", h, self.weight) + self.bias  # (B, G, E)
-        return torch.softmax(logits, dim=-1)
+            gates = torch.softmax(logits, dim=1).transpose(1, 2)  # (B, G, E)
+        else:
+            h = self.hidden(x)  # (B, G, H)
+            logits = torch.einsum("bgh,ghe->bge", h, self.weight) + self.bias  # (B, G, E)
+            gates = torch.softmax(logits, dim=-1)
+        if self.dropout > 0 and self.training:  # a Python test only: no tensor op when off
+            gates = gate_dropout(gates, self.dropout)
+        return gates
+
+
+def gate_dropout(gates: Tensor, p: float) -> Tensor:
+    """Drop each expert's gate weight with probability ``p``, renormalise: ``(B, G, E) → same``.
+
+    The regulariser Zhao et al. (RecSys 2019) used against gate polarisation: a gate that leans
+    on one expert sees it missing on a share ``p`` of the rows and has to train the others. A
+    row whose every weight was dropped keeps its weights unchanged (there is nothing to
+    renormalise). The mask comes from torch's global generator, so a seed fixes it.
+
+    Example:
+        >>> g = torch.tensor([[[0.5, 0.25, 0.25]]])
+        >>> _ = torch.manual_seed(0)
+        >>> gate_dropout(g, 0.5).sum(-1).tolist()
+        [[1.0]]
+    """
+    keep = torch.rand_like(gates) >= p  # (B, G, E)
+    kept = gates * keep
+    total = kept.sum(-1, keepdim=True)  # (B, G, 1)
+    dropped_all = total == 0
+    # masked_fill keeps the division finite where everything was dropped (no NaN gradient).
+    return torch.where(dropped_all, gates, kept / total.masked_fill(dropped_all, 1.0))
 
 
 def mix_experts(gates: Tensor, experts: Tensor) -> Tensor:

@@ -15,6 +15,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+GATE_DROPOUT_HELP = (
+    "Probability of dropping each expert's gate weight in training (the rest are renormalised "
+    "to sum to 1); 0 turns it off, as in the paper. Against gate polarisation, where a gate "
+    "sends nearly all its weight to one expert: Zhao et al., RecSys 2019, used 0.1."
+)
+
 
 class InputBlockConfig(BaseModel):
     """Options of the shared input block every architecture starts with (embedding → experts).
@@ -78,6 +84,7 @@ class OMoEConfig(InputBlockConfig):
         description="Dropout after every ReLU of the experts (their outputs included, so "
         "single-layer experts get it too) and of the towers.",
     )
+    gate_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=GATE_DROPOUT_HELP)
 
 
 class MMoEConfig(InputBlockConfig):
@@ -97,6 +104,8 @@ class MMoEConfig(InputBlockConfig):
         description="Dropout after every ReLU of the experts (their outputs included, so "
         "single-layer experts get it too) and of the towers.",
     )
+
+    gate_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=GATE_DROPOUT_HELP)
 
 
 class CGCConfig(InputBlockConfig):

@@ -46,11 +46,12 @@ class MMoE(MultiTaskModel):
         cross_layers: int = 0,
         cross_rank: int | None = None,
         input_dropout: float = 0.0,
+        gate_dropout: float = 0.0,
     ) -> None:
         super().__init__(inputs, task_names, cross_layers, cross_rank, input_dropout)
         d = inputs.output_dim
         self.experts = ParallelMLP(num_experts, d, expert_hidden, dropout=dropout)
-        self.gates = Gates(d, self.num_tasks, num_experts, gate_hidden)
+        self.gates = Gates(d, self.num_tasks, num_experts, gate_hidden, gate_dropout)
         self.towers = ParallelMLP(
             self.num_tasks,
             expert_hidden[-1],

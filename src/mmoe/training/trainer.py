@@ -40,12 +40,13 @@ from mmoe.config import TrainingConfig
 from mmoe.data.batch import Batch
 from mmoe.data.loaders import BatchSource, InMemorySource, TrainBatch
 from mmoe.errors import ArtifactError, MmoeError, TrainingInterrupted
+from mmoe.gates.stats import GateStats, find_problems, gate_health
 from mmoe.models.base import MultiTaskModel
 from mmoe.specs import TaskSpec
 from mmoe.training import checkpoint as ckpt
 from mmoe.training.distributed import DistContext, all_reduce_sum, any_rank, broadcast_object
 from mmoe.training.early_stopping import BestKeeper
-from mmoe.training.evaluation import LabelledStream, evaluate
+from mmoe.training.evaluation import LabelledStream, evaluate_with_gates
 from mmoe.training.losses import MultiTaskLoss
 from mmoe.training.optim import load_optimizer_state, make_optimizer
 from mmoe.training.schedule import lr_factor, set_learning_rate
@@ -173,6 +174,7 @@ class Trainer:
         self.running = torch.zeros(len(self.tasks), device=self.device)  # summed task losses
         self.stop_signal: int | None = None  # set by a signal handler: stop at the next step
         self._interval_start = time.perf_counter()  # start of the current timing interval
+        self._gate_warnings: set[tuple[str, int, str]] = set()  # each problem is logged once
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -312,23 +314,27 @@ class Trainer:
             )
         record = None
         if self.dist.is_main:
+            valid, gates = evaluate_with_gates(
+                self.model,
+                self.valid,
+                self.tasks,
+                target_stats=self.target_stats,
+                groups=self.valid_groups,
+            )
             record = {
                 "step": state.step,
                 "epoch": state.epoch,
                 "train_loss": dict(zip([t.name for t in self.tasks], train_loss, strict=True)),
-                "valid": evaluate(
-                    self.model,
-                    self.valid,
-                    self.tasks,
-                    target_stats=self.target_stats,
-                    groups=self.valid_groups,
-                ),
+                "valid": valid,
                 "train_seconds": round(state.train_seconds, 4),
                 "samples_per_second": round(state.running_rows / max(elapsed, 1e-9), 1),
                 "learning_rate": self.optimizer.param_groups[0]["lr"],
             }
             if self.weighting is not None:
                 record["task_weighting"] = self.weighting.record()
+            if gates is not None:
+                record["gates"] = gate_health(gates, self.model.gate_rows)
+                self._warn_gate_problems(gates, record["step"])
         record = broadcast_object(self.dist, record)  # every rank decides the same way
         self.running.zero_()
         state.running_steps = state.running_rows = 0
@@ -340,6 +346,13 @@ class Trainer:
             log.info(_summary(record))
         self._interval_start = time.perf_counter()
         return stop
+
+    def _warn_gate_problems(self, gates: GateStats, step: int) -> None:
+        """Log each dead expert and polarised gate the first time an evaluation finds it."""
+        for problem in find_problems(gates, self.model.gate_rows, self.model.expert_names):
+            if problem.key not in self._gate_warnings:
+                self._gate_warnings.add(problem.key)
+                log.warning(f"step {step}: {problem.message}")
 
     def _check_stop_signal(self) -> None:
         """Checkpoint and raise if a stop signal arrived (on any rank, under DDP)."""
