@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mmoe.deploy_cli import export_command, serve_command
 from mmoe.errors import DataError, MmoeError
 from mmoe.io import dumps
 from mmoe.paper_cli import paper_app
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 
 app.add_typer(paper_app, name="paper")
+app.command("export")(export_command)
+app.command("serve")(serve_command)
 
 SPLITS = ("train", "valid", "test")
 

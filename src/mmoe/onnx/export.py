@@ -278,9 +278,7 @@ def _synthetic_rows(trained: TrainedModel, n: int) -> pa.Table:
 
 def _check_names(trained: TrainedModel, tensor_inputs: bool) -> None:
     """Every input and output name of the file must be distinct."""
-    inputs = (
-        [CATEGORICAL, NUMERIC] if tensor_inputs else trained.preprocessor.features.column_names
-    )
+    inputs = [CATEGORICAL, NUMERIC] if tensor_inputs else trained.preprocessor.features.column_names
     outputs = [*trained.task_names, GATES, CODES]
     for name in trained.task_names:
         if name in inputs or outputs.count(name) > 1:

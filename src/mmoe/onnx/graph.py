@@ -109,7 +109,9 @@ def preprocessing_graph(
             log = part.node(
                 "Log", [part.node("Add", [magnitude, one], f"mmoe/1p/{name}")], f"mmoe/log/{name}"
             )
-            x = part.node("Mul", [part.node("Sign", [x], f"mmoe/sign/{name}"), log], f"mmoe/t/{name}")
+            x = part.node(
+                "Mul", [part.node("Sign", [x], f"mmoe/sign/{name}"), log], f"mmoe/t/{name}"
+            )
         else:
             assert transform == "none", f"no ONNX form for numeric transform {transform!r}"
         columns.append(part.node("Unsqueeze", [x, axis1], f"mmoe/col/{name}"))

@@ -38,9 +38,7 @@ class _TensorForward(nn.Module):
     def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         rows = inputs[0].shape[0]
         given = iter(inputs)
-        categorical = (
-            next(given) if self.has_categorical else inputs[0].new_zeros(rows, 0).long()
-        )
+        categorical = next(given) if self.has_categorical else inputs[0].new_zeros(rows, 0).long()
         numeric = next(given) if self.has_numeric else inputs[0].new_zeros(rows, 0).float()
         logits, gates = self.model(categorical, numeric, return_gates=True)
         return (logits, gates) if gates is not None else (logits,)
