@@ -1,4 +1,4 @@
-"""``mmoe export`` and ``mmoe serve``: ship a trained model as one ONNX file, and score it over HTTP."""
+"""``mmoe export`` and ``mmoe serve``: a trained model as one ONNX file, scored over HTTP."""
 
 from __future__ import annotations
 
