@@ -110,7 +110,6 @@ def serve_command(
     from mmoe.serving.requests import Limits
     from mmoe.serving.server import serve
 
-    typer.echo(f"serving {model} on http://{host}:{port} (Ctrl-C stops)", err=True)
     serve(model, host, port, workers, Limits(max_rows, max_body_bytes), threads, log_level)
 
 

@@ -59,8 +59,12 @@ def serve(
     try:
         model = resolve_model(target, workdir)
         options = {"host": host, "port": port, "log_level": log_level, "access_log": False}
+        announce = (
+            f"serving {target} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops"
+        )
         if workers == 1:
             app = create_app(model, limits, threads)
+            print(announce, file=sys.stderr, flush=True)
             uvicorn.run(app, **options)
             return
         settings = {
@@ -71,6 +75,7 @@ def serve(
         }
         os.environ[SETTINGS_ENV] = json.dumps(settings)
         create_app(model, limits, threads)  # fail here, once, on a bad file
+        print(announce, file=sys.stderr, flush=True)
         uvicorn.run(
             "mmoe.serving.app:app_from_environment", factory=True, workers=workers, **options
         )
