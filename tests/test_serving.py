@@ -75,7 +75,9 @@ def json_rows(table, trained: mmoe.TrainedModel) -> list[dict]:
         columns[feat.name] = canonical_strings(table.column(feat.name)).to_pylist()
     for feat in trained.preprocessor.features.numeric:
         columns[feat.name] = table.column(feat.name).to_pylist()
-    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values())]
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
     for i, row in enumerate(rows):  # unknown and missing categories, missing numbers
         if i % 5 == 0:
             row["race"] = "never-seen"
@@ -148,7 +150,7 @@ def test_load_with_malformed_requests_mixed_in(server: Server, model, census_tab
     metrics = server.request("GET", "/metrics")[1].decode()
     assert 'mmoe_requests_total{endpoint="/v1/predict",status="200"} 200' in metrics
     assert 'mmoe_errors_total{kind="missing_feature"}' in metrics
-    share = [line for line in metrics.splitlines() if 'share{feature="race"}' in line][0]
+    share = next(line for line in metrics.splitlines() if 'share{feature="race"}' in line)
     assert 0.15 < float(share.split()[-1]) < 0.3  # a fifth of the rows carry an unseen race
 
 
