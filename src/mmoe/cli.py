@@ -233,7 +233,9 @@ def main() -> None:
     try:
         app()
     except MmoeError as exc:
-        message = " ".join(str(exc).split())
+        # One line, or a summary line with one indented line per listed problem.
+        lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+        message = "\n  ".join(lines)
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line
             typer.echo(f"error: {message}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
