@@ -95,9 +95,11 @@ def serve_command(
         int, typer.Option(min=1, help="Largest request body accepted, in bytes.")
     ] = 8 * 1024 * 1024,
     threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="onnxruntime threads per worker (default: onnxruntime's)."),
-    ] = None,
+        int,
+        typer.Option(
+            min=1, help="onnxruntime threads per worker; scale with --workers rather than this."
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Score a model over HTTP: POST /v1/predict, GET /v1/metadata, /healthz, /readyz, /metrics.
