@@ -130,7 +130,7 @@ def create_app(
         body = {name: _json_list(values[name]) for name in info.task_names}
         if parsed.gates:
             body[GATES] = _json_list(values[GATES]) if GATES in values else None
-        content = json.dumps(body, allow_nan=False).encode()
+        content = _dumps(body)
         metrics.observe_request("/v1/predict", 200, time.perf_counter() - started, parsed.rows)
         return Response(content, media_type="application/json")
 
@@ -183,6 +183,14 @@ async def _read_body(request: Request, limits: Limits) -> bytes:
             raise too_large(size, limits)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover
+        return json.dumps(body, allow_nan=False).encode()
+    return orjson.dumps(body)
 
 
 def _json_list(values: np.ndarray) -> list[Any]:

@@ -20,6 +20,13 @@ from typing import Any
 
 import numpy as np
 
+try:  # orjson (the serve extra) parses request bodies about 3x faster than json
+    from orjson import JSONDecodeError as _DecodeError
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - the plain library reads the same JSON
+    _DecodeError = json.JSONDecodeError  # type: ignore[assignment,misc]
+    _loads = json.loads
+
 from mmoe.onnx.metadata import ModelInfo
 
 _ABSENT = object()
@@ -78,8 +85,8 @@ def parse_body(raw: bytes, info: ModelInfo, limits: Limits) -> ParsedRequest:
     if len(raw) > limits.max_body_bytes:
         raise too_large(len(raw), limits)
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = _loads(raw)
+    except (_DecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(
             400, "bad_json", "body", f"the body is not valid JSON ({exc})", "send a JSON object"
         ) from None
@@ -229,8 +236,12 @@ def _missing(field: str, name: str, given: dict[str, Any], info: ModelInfo) -> R
 
 def categorical_array(values: list[Any], field: str, info: ModelInfo) -> np.ndarray:
     """Strings ``(N,)`` for a categorical input, with the training data's spelling of values."""
-    if all(type(v) is str for v in values):
+    kinds = set(map(type, values))  # in C: several times faster than a generator over values
+    if kinds == {str}:
         return np.array(values, dtype=object)
+    if kinds <= {str, type(None)}:
+        missing = info.missing_category
+        return np.array([missing if v is None else v for v in values], dtype=object)
     out = []
     for i, v in enumerate(values):
         if type(v) is str:
