@@ -71,3 +71,28 @@ def census_config_raw(small_census_dir: Path) -> dict:
     raw["data"]["data_dir"] = str(small_census_dir)
     raw["training"].update(epochs=5, batch_size=128, learning_rate=0.005)
     return raw
+
+
+TINY_MODELS = {
+    "shared_bottom": {"name": "shared_bottom", "bottom_hidden": [16], "tower_hidden": [4]},
+    "omoe": {"name": "omoe", "num_experts": 3, "expert_hidden": [8], "tower_hidden": [4]},
+    "mmoe": {"name": "mmoe", "num_experts": 3, "expert_hidden": [8], "tower_hidden": [4]},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_census_runs(tmp_path_factory: pytest.TempPathFactory, census_config_raw: dict) -> dict:
+    """A run directory per architecture: tiny models, one epoch on the small census files."""
+    import copy
+
+    import mmoe
+
+    runs = {}
+    for name, model in TINY_MODELS.items():
+        raw = copy.deepcopy(census_config_raw)
+        raw["model"] = dict(model)
+        raw["training"].update(epochs=1, batch_size=256)
+        out = tmp_path_factory.mktemp("runs") / name
+        mmoe.train(raw, out_dir=out, progress=False)
+        runs[name] = out
+    return runs

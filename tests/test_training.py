@@ -18,7 +18,7 @@ def test_run_directory_holds_the_documented_files(tmp_path):
     assert files == ["config.json", "metrics.json", "metrics.jsonl", "model.safetensors",
                      "preprocessor.json"]  # fmt: skip
     config = json.loads((tmp_path / "run/config.json").read_text())
-    assert config["format_version"] == 1 and config["model"]["name"] == "mmoe"
+    assert config["format_version"] == 2 and config["model"]["name"] == "mmoe"
     history = [
         json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     ]

@@ -22,6 +22,7 @@ _EXPORTS = {
     "train": "mmoe.training.run",
     "Run": "mmoe.training.run",
     "load": "mmoe.predictor",
+    "export": "mmoe.onnx.export",
     "TrainedModel": "mmoe.predictor",
     "Trainer": "mmoe.training.trainer",
     "RunConfig": "mmoe.config",
@@ -63,6 +64,7 @@ __all__ = [
     "TrainedModel",
     "Trainer",
     "build_model",
+    "export",
     "load",
     "load_config",
     "train",
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from mmoe.data.preprocessor import Preprocessor
     from mmoe.errors import ArtifactError, ConfigError, DataError, MmoeError
     from mmoe.models import CGC, PLE, MMoE, OMoE, SharedBottom, build_model
+    from mmoe.onnx.export import export
     from mmoe.predictor import TrainedModel, load
     from mmoe.specs import FeaturesConfig, InputSpec, TaskSpec
     from mmoe.training.run import Run, train

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from mmoe.data_cli import data_app
+from mmoe.deploy_cli import export_command, serve_command
 from mmoe.errors import DataError, MmoeError
 from mmoe.io import dumps
 from mmoe.paper_cli import paper_app
@@ -28,6 +29,8 @@ app = typer.Typer(
 
 app.add_typer(paper_app, name="paper")
 app.add_typer(data_app, name="data")
+app.command("export")(export_command)
+app.command("serve")(serve_command)
 
 SPLITS = ("train", "valid", "test")
 
@@ -295,7 +298,9 @@ def main() -> None:
     try:
         app()
     except MmoeError as exc:
-        message = " ".join(str(exc).split())
+        # One line, or a summary line with one indented line per listed problem.
+        lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+        message = "\n  ".join(lines)
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line
             typer.echo(f"error: {message}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))

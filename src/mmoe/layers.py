@@ -203,7 +203,8 @@ def _parallel_linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         return torch.addmm(b.reshape(-1), x, flat).view(-1, n, d_out)
     if d_out == 1:
         return (x * w[:, :, 0]).sum(-1, keepdim=True) + b  # (B, n, 1)
-    if (n * d_in) * (n * d_out) <= _BLOCK_DIAGONAL_LIMIT:
+    # ``block_diag`` has no ONNX form: the TorchScript exporter traces the batched matmul.
+    if (n * d_in) * (n * d_out) <= _BLOCK_DIAGONAL_LIMIT and not torch.jit.is_tracing():
         block = torch.block_diag(*w.unbind(0))  # (n*D, n*H)
         return torch.addmm(b.reshape(-1), x.reshape(-1, n * d_in), block).view(-1, n, d_out)
     return torch.baddbmm(b.unsqueeze(1), x.transpose(0, 1), w).transpose(0, 1)

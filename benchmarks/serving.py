@@ -1,0 +1,422 @@
+"""Serving speed: `mmoe serve` under a bounded load against in-process onnxruntime and predict.
+
+Starts `python -m mmoe serve MODEL.onnx` on 127.0.0.1 (start-up time and RSS measured), drives it
+with a bounded load generator (keep-alive HTTP/1.1 connections on asyncio; each cell capped by a
+request count and a duration) at concurrency 1, 8, 32 and request sizes 1, 32, 256 rows of the
+census test file, and prints p50/p99 latency, rows/s and errors per cell. In the same run it
+measures the in-process onnxruntime rows/s on pre-encoded arrays (the ceiling; the
+``--tensor-inputs`` export, batches of 1/32/256) and ``TrainedModel.predict`` rows/s on
+DataFrames of the same sizes (the Python path), interleaved, and prints the ratios.
+
+    python benchmarks/serving.py RUN_DIR                       # the table
+    python benchmarks/serving.py RUN_DIR --soak 60             # + 60 s with malformed requests
+    python benchmarks/serving.py RUN_DIR --parity              # full test file: predict/ONNX/server
+
+RUN_DIR is a census run directory (e.g. ``mmoe train configs/census/group1-mmoe.yaml --set
+data.data_dir=DIR --out runs/g1``); the census files are read from its config's ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+import mmoe
+from mmoe.data.census import read_census_file
+from mmoe.data.tables import canonical_strings
+
+SIZES = (1, 32, 256)
+CONCURRENCY = (1, 8, 32)
+MALFORMED = [
+    b"",
+    b"{not json",
+    b'{"rows": []}',
+    b'{"rows": [{"age": 1}]}',
+    b'{"columns": {"age": [1, 2], "race": ["x"]}}',
+    b'{"rows": [{"age": "old"}], "gates": 3}',
+]
+
+
+def json_rows(table: pa.Table, trained: mmoe.TrainedModel) -> list[dict]:
+    columns = {}
+    for feat in trained.preprocessor.features.categorical:
+        columns[feat.name] = canonical_strings(table.column(feat.name)).to_pylist()
+    for feat in trained.preprocessor.features.numeric:
+        columns[feat.name] = table.column(feat.name).to_pylist()
+    return [dict(zip(columns, v, strict=True)) for v in zip(*columns.values(), strict=True)]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection: POST a body, read status and body."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        assert self.reader is not None
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            key, _, value = line.decode().partition(":")
+            if key.lower() == "content-length":
+                length = int(value)
+            if key.lower() == "connection" and "close" in value.lower():
+                close = True
+        payload = await self.reader.readexactly(length)
+        if close:
+            self.writer.close()
+            self.writer = None
+        return status, payload
+
+
+async def drive(
+    port: int,
+    bodies: list[tuple[bytes, int]],
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    check,
+) -> dict:
+    """Send ``bodies`` round-robin from ``concurrency`` connections; latency per request."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    problems: list[str] = []
+    sent = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        nonlocal sent
+        client = Client(port)
+        while sent < max_requests and time.perf_counter() < deadline:
+            index = sent
+            sent += 1
+            body, rows = bodies[index % len(bodies)]
+            start = time.perf_counter()
+            status, payload = await client.post("/v1/predict", body)
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
+            problem = check(index % len(bodies), status, payload, rows)
+            if problem:
+                problems.append(problem)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "latencies": latencies,
+        "statuses": statuses,
+        "problems": problems,
+    }
+
+
+def start_server(model: Path, port: int, threads: int | None, workers: int) -> tuple:
+    cmd = [sys.executable, "-m", "mmoe", "serve", str(model), "--port", str(port)]
+    cmd += ["--workers", str(workers)] + (["--threads", str(threads)] if threads else [])
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import http.client
+
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {proc.stderr.read()}") from None
+            time.sleep(0.05)
+    return proc, time.perf_counter() - started
+
+
+def rate(fn, rows: int, seconds: float = 2.0) -> float:
+    """rows/s of ``fn`` over about ``seconds`` (after one warm-up call)."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n * rows / (time.perf_counter() - start)
+
+
+def predict_before(trained: mmoe.TrainedModel, df) -> np.ndarray:
+    """``TrainedModel.predict`` as it was before this change: whole-frame conversion, 2 threads."""
+    from mmoe.inference import predict_logits
+
+    batch = trained.preprocessor.transform(pa.Table.from_pandas(df, preserve_index=False), False)
+    logits, _ = predict_logits(trained.model, batch)
+    return 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--max-requests", type=int, default=2000, help="cap per cell")
+    parser.add_argument("--max-seconds", type=float, default=8.0, help="cap per cell")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads, server")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at the end")
+    parser.add_argument("--parity", action="store_true", help="full test file parity check")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+
+    trained = mmoe.load(args.run_dir)
+    data_dir = Path(trained.config.data.data_dir)
+    test_file = next(data_dir.glob("census-income.test*"))
+    table = read_census_file(test_file)
+    tmp = Path(tempfile.mkdtemp(prefix="mmoe-bench-"))
+    raw_model, tensor_model = tmp / "raw.onnx", tmp / "tensor.onnx"
+    mmoe.export(args.run_dir, raw_model)
+    mmoe.export(args.run_dir, tensor_model, tensor_inputs=True)
+    report: dict = {"run_dir": str(args.run_dir), "cpus": os.cpu_count()}
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+
+    if args.parity:
+        parity(trained, raw_model, table, args)
+        return
+
+    sample = table.slice(0, 4096)
+    rows = json_rows(sample, trained)
+    expected = trained.predict(sample)
+    tasks = list(trained.task_names)
+
+    # -- in-process: onnxruntime on encoded arrays, TrainedModel.predict before/after ---------
+    inproc: dict = {}
+    batch = trained.preprocessor.transform(sample, labels=False)
+    cat = batch.categorical.numpy().astype(np.int64)
+    num = batch.numeric.numpy()
+    sessions = {}
+    for threads in (1, None):
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        sessions[threads or 0] = ort.InferenceSession(str(tensor_model), options)
+    frames = {n: sample.slice(0, n).to_pandas() for n in SIZES}
+    for n in SIZES:
+        figures: dict = {}
+        for _ in range(2):  # interleaved
+            for key, session in sessions.items():
+                feed = {"categorical": cat[:n], "numeric": num[:n]}
+                r = rate(lambda s=session, f=feed: s.run(tasks[:1], f), n, 1.0)
+                figures.setdefault(f"ort_threads_{key or 'default'}", []).append(r)
+            df = frames[n]
+            after = rate(lambda df=df: trained.predict(df), n)
+            figures.setdefault("predict_after", []).append(after)
+            before = rate(lambda df=df: predict_before(trained, df), n)
+            figures.setdefault("predict_before", []).append(before)
+        inproc[n] = figures
+        cells = "  ".join(f"{k} {statistics.median(v):,.0f}" for k, v in figures.items())
+        print(f"in-process rows/s, batch {n}: {cells}")
+    report["in_process"] = inproc
+
+    # -- the server --------------------------------------------------------------------------
+    port = free_port()
+    proc, startup = start_server(raw_model, port, args.threads, args.workers)
+    rss_start = rss_mib(proc.pid)
+    print(f"server: started in {startup:.2f} s, RSS {rss_start:.0f} MiB (pid {proc.pid})")
+    report["server"] = {"startup_seconds": startup, "rss_start_mib": rss_start}
+
+    def bodies_of(size: int) -> list[tuple[bytes, int]]:
+        out = []
+        for start in range(0, len(rows) - size + 1, max(size, 97)):
+            out.append((json.dumps({"rows": rows[start : start + size]}).encode(), start))
+        return out[:64]
+
+    def checker(bodies: list[tuple[bytes, int]], size: int):
+        def check(index: int, status: int, payload: bytes, start: int) -> str | None:
+            if status != 200:
+                return f"status {status}: {payload[:120]!r}"
+            answer = json.loads(payload)
+            for task in tasks:
+                got = np.asarray(answer[task], dtype=float)
+                want = expected[task].to_numpy()[start : start + size]
+                if got.shape != want.shape or np.max(np.abs(got - want)) > 1e-5:
+                    return f"mismatched answer for rows {start}..{start + size}"
+            return None
+
+        return check
+
+    cells = []
+    print(
+        "\nconcurrency  rows/req  requests   p50 ms   p99 ms     rows/s  errors  "
+        "vs ort(best)  vs predict"
+    )
+    for size in SIZES:
+        bodies = bodies_of(size)
+        ceiling = max(statistics.median(v) for k, v in inproc[size].items() if k.startswith("ort"))
+        predict_rate = statistics.median(inproc[size]["predict_after"])
+        for conc in CONCURRENCY:
+            result = asyncio.run(
+                drive(
+                    port,
+                    bodies,
+                    conc,
+                    args.max_requests,
+                    args.max_seconds,
+                    checker(bodies, size),
+                )
+            )
+            lat = np.array(result["latencies"]) * 1e3
+            rows_s = result["requests"] * size / result["seconds"]
+            errors = sum(n for s, n in result["statuses"].items() if s != 200)
+            cell = {
+                "concurrency": conc,
+                "rows": size,
+                "requests": result["requests"],
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "rows_per_s": rows_s,
+                "errors": errors,
+                "problems": result["problems"][:5],
+                "vs_ort": rows_s / ceiling,
+                "vs_predict": rows_s / predict_rate,
+            }
+            cells.append(cell)
+            print(
+                f"{conc:>11}  {size:>8}  {cell['requests']:>8}  {cell['p50_ms']:>7.2f}  "
+                f"{cell['p99_ms']:>7.2f}  {rows_s:>9,.0f}  {errors:>6}  "
+                f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}"
+                + (f"  PROBLEMS: {result['problems'][:2]}" if result["problems"] else "")
+            )
+    report["cells"] = cells
+
+    if args.soak > 0:
+        report["soak"] = soak(port, proc.pid, rows, expected, tasks, args.soak)
+    report["server"]["rss_end_mib"] = rss_mib(proc.pid)
+    print(f"server RSS at end: {report['server']['rss_end_mib']:.0f} MiB")
+    proc.terminate()
+    proc.wait(10)
+    print(f"load average {os.getloadavg()[0]:.1f} at end (other work shared the machine)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+def soak(port: int, pid: int, rows, expected, tasks, seconds: float) -> dict:
+    """``seconds`` of 8 connections, every 5th request malformed; RSS sampled every 10 s."""
+    bodies = []
+    for i in range(200):
+        if i % 5 == 4:
+            bodies.append((MALFORMED[i % len(MALFORMED)], -1))
+        else:
+            size = (1, 32, 256)[i % 3]
+            start = (i * 13) % (len(rows) - size)
+            bodies.append((json.dumps({"rows": rows[start : start + size]}).encode(), start))
+    sizes = {i: (1, 32, 256)[i % 3] for i in range(200)}
+
+    def check(index: int, status: int, payload: bytes, start: int) -> str | None:
+        if start < 0:
+            return None if 400 <= status < 500 else f"malformed request got {status}"
+        if status != 200:
+            return f"status {status}"
+        answer = json.loads(payload)
+        want = expected[tasks[0]].to_numpy()[start : start + sizes[index]]
+        got = np.asarray(answer[tasks[0]], dtype=float)
+        if got.shape != want.shape or np.max(np.abs(got - want)) > 1e-5:
+            return "mismatch"
+        return None
+
+    samples = [rss_mib(pid)]
+    result: dict = {"requests": 0, "statuses": {}, "problems": []}
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        part = asyncio.run(
+            drive(port, bodies, 8, 10**9, min(10.0, end - time.perf_counter()), check)
+        )
+        result["requests"] += part["requests"]
+        for s, n in part["statuses"].items():
+            result["statuses"][s] = result["statuses"].get(s, 0) + n
+        result["problems"] += part["problems"]
+        samples.append(rss_mib(pid))
+    result["rss_mib"] = samples
+    five = sum(n for s, n in result["statuses"].items() if s >= 500)
+    print(
+        f"\nsoak {seconds:.0f} s: {result['requests']} requests, statuses {result['statuses']}, "
+        f"5xx {five}, problems {len(result['problems'])}; RSS MiB every 10 s: "
+        + ", ".join(f"{r:.0f}" for r in samples)
+    )
+    return result
+
+
+def parity(trained: mmoe.TrainedModel, model: Path, table: pa.Table, args) -> None:
+    """Every row of the test file, with injected unknowns/NaNs: predict vs ONNX vs server."""
+    import onnxruntime as ort
+
+    from mmoe.onnx.export import _inject_unknowns
+    from mmoe.onnx.metadata import ModelInfo, table_feed
+
+    damaged = _inject_unknowns(table.select(trained.preprocessor.features.column_names), trained)
+    expected = trained.predict(damaged)
+    session = ort.InferenceSession(str(model))
+    info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
+    tasks = list(trained.task_names)
+    got = dict(zip(tasks, session.run(tasks, table_feed(damaged, info)), strict=True))
+    port = free_port()
+    proc, _ = start_server(model, port, args.threads, 1)
+    rows = json_rows(damaged, trained)
+    served = {t: [] for t in tasks}
+
+    async def send_all() -> None:
+        client = Client(port)
+        for start in range(0, len(rows), 1000):
+            status, payload = await client.post(
+                "/v1/predict", json.dumps({"rows": rows[start : start + 1000]}).encode()
+            )
+            assert status == 200, payload[:200]
+            answer = json.loads(payload)
+            for t in tasks:
+                served[t] += answer[t]
+
+    asyncio.run(send_all())
+    proc.terminate()
+    for t in tasks:
+        want = expected[t].to_numpy()
+        print(
+            f"{t}: {len(want)} rows; max |onnx - predict| {np.max(np.abs(got[t] - want)):.2e}; "
+            f"max |server - predict| {np.max(np.abs(np.asarray(served[t]) - want)):.2e}"
+        )
+
+
+if __name__ == "__main__":
+    main()

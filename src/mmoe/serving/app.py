@@ -1,0 +1,210 @@
+"""The HTTP scoring app: FastAPI routes around one onnxruntime session. Imports no torch.
+
+Routes:
+
+- ``POST /v1/predict``: ``{"rows": [...]}`` or ``{"columns": {...}}`` (see
+  ``mmoe.serving.requests``) → ``{task: [values in input order], ...}`` plus ``"gates"``
+  ``(N, G, E)`` when the body asks ``"gates": true``;
+- ``GET /v1/metadata``: tasks, features with their kinds, versions, gate and expert names;
+- ``GET /healthz`` (the process answers) and ``GET /readyz`` (the model is loaded and scored a
+  warm-up row);
+- ``GET /metrics``: Prometheus text (``mmoe.serving.metrics``).
+
+A bad request gets a 4xx with ``{"error": {"kind", "field", "message", "fix"}}``.
+
+Example:
+    >>> import uvicorn                                                   # doctest: +SKIP
+    >>> uvicorn.run(create_app("model.onnx"), port=8000)                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from mmoe.errors import ArtifactError
+from mmoe.onnx.metadata import ModelInfo
+from mmoe.serving.metrics import Metrics
+from mmoe.serving.requests import Limits, RequestError, parse_body, too_large
+
+#: Environment variable through which ``mmoe serve --workers N`` hands settings to each worker.
+SETTINGS_ENV = "MMOE_SERVE_SETTINGS"
+CODES = "categorical_codes"
+GATES = "gates"
+
+
+class Scorer:
+    """An onnxruntime session of an exported mmoe model, with its metadata.
+
+    Args:
+        model_path: an ONNX file written by ``mmoe export`` (raw inputs).
+        threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
+    """
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        if not Path(model_path).is_file():
+            raise ArtifactError(f"model file not found: {model_path}")
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own classes for unreadable files
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ArtifactError(f"{model_path} is not a readable ONNX model ({first})") from None
+        self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
+        if not self.info.task_names or not self.info.raw_inputs:
+            raise ArtifactError(
+                f"{model_path} is not a raw-input model written by `mmoe export` "
+                "(export without --tensor-inputs)"
+            )
+        outputs = {o.name for o in self.session.get_outputs()}
+        self.has_gates = GATES in outputs
+        self.has_codes = CODES in outputs
+        self.version = self.session.get_modelmeta().custom_metadata_map.get("mmoe.version", "")
+
+    def score(
+        self, feed: dict[str, np.ndarray], gates: bool
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Per-task outputs (and gates if asked and present); the categorical codes."""
+        names = list(self.info.task_names)
+        if gates and self.has_gates:
+            names.append(GATES)
+        if self.has_codes:
+            names.append(CODES)
+        values = dict(zip(names, self.session.run(names, feed), strict=True))
+        codes = values.pop(CODES, None)
+        return values, codes
+
+    def metadata(self) -> dict[str, Any]:
+        public = self.info.public()
+        public.pop("missing_category", None)
+        public["gates"] = self.has_gates
+        return public
+
+
+def create_app(
+    model_path: str | Path, limits: Limits | None = None, threads: int | None = None
+) -> FastAPI:
+    """The FastAPI app serving ``model_path`` (an ONNX file from ``mmoe export``)."""
+    limits = limits or Limits()
+    scorer = Scorer(model_path, threads)
+    info = scorer.info
+    metrics = Metrics(info.categorical)
+    warm = {n: np.array([info.missing_category], dtype=object) for n in info.categorical}
+    warm |= {n: np.array([np.nan]) for n in info.numeric}
+    scorer.score(warm, gates=True)  # first run allocates; /readyz answers only after it
+    metadata = json.dumps(scorer.metadata())
+
+    app = FastAPI(title="mmoe scoring server", version=scorer.version, docs_url=None)
+
+    def error(exc: RequestError, endpoint: str, started: float) -> Response:
+        metrics.observe_error(exc.kind)
+        metrics.observe_request(endpoint, exc.status, time.perf_counter() - started)
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            raw = await _read_body(request, limits)
+            parsed = parse_body(raw, info, limits)
+        except RequestError as exc:
+            return error(exc, "/v1/predict", started)
+        values, codes = scorer.score(parsed.feed, parsed.gates)
+        if codes is not None:
+            metrics.observe_codes(codes)
+        body = {name: _json_list(values[name]) for name in info.task_names}
+        if parsed.gates:
+            body[GATES] = _json_list(values[GATES]) if GATES in values else None
+        content = _dumps(body)
+        metrics.observe_request("/v1/predict", 200, time.perf_counter() - started, parsed.rows)
+        return Response(content, media_type="application/json")
+
+    @app.get("/v1/metadata")
+    async def get_metadata() -> Response:
+        metrics.observe_request("/v1/metadata", 200, 0.0)
+        return Response(metadata, media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    async def get_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        metrics.observe_error(kind)
+        metrics.observe_request(request.url.path, exc.status_code, 0.0)
+        fix = "see GET /v1/metadata; scoring is POST /v1/predict"
+        err = RequestError(exc.status_code, kind, "path", str(exc.detail), fix)
+        return JSONResponse(err.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        metrics.observe_error("bad_request")
+        err = RequestError(422, "bad_request", "body", str(exc)[:200], "see GET /v1/metadata")
+        return JSONResponse(err.body(), status_code=422)
+
+    app.state.scorer = scorer
+    app.state.metrics = metrics
+    return app
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """The body, refused as soon as it passes the byte limit (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise too_large(int(declared), limits)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise too_large(size, limits)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover
+        return json.dumps(body, allow_nan=False).encode()
+    return orjson.dumps(body)
+
+
+def _json_list(values: np.ndarray) -> list[Any]:
+    """``values.tolist()``, with ``None`` for a non-finite value (an overflowing input)."""
+    if np.isfinite(values).all():
+        return values.tolist()
+    return np.where(np.isfinite(values), values, None).tolist()
+
+
+def app_from_environment() -> FastAPI:
+    """App factory for uvicorn workers: settings come as JSON in ``MMOE_SERVE_SETTINGS``."""
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    limits = Limits(settings["max_rows"], settings["max_body_bytes"])
+    return create_app(settings["model"], limits, settings.get("threads"))
+
+
+__all__ = ["Scorer", "app_from_environment", "create_app"]
