@@ -12,9 +12,8 @@ from mmoe.errors import ConfigError
 paper_app = typer.Typer(
     help="Reproduce the MMoE paper's experiments (Ma et al., KDD 2018).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help is printed as written: [brackets] are text, not markup
 )
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @paper_app.command("correlation-curve")
@@ -100,7 +99,9 @@ def census(
     ] = None,
     configs: Annotated[
         Path | None,
-        typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
+        typer.Option(
+            help="Folder holding census/groupG-METHOD.yaml [default: the shipped configs]."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[
@@ -156,7 +157,9 @@ def tune(
     ] = 30,
     configs: Annotated[
         Path | None,
-        typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
+        typer.Option(
+            help="Folder holding census/groupG-METHOD.yaml [default: the shipped configs]."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[
@@ -213,7 +216,9 @@ def tune(
 
 
 def _configs_dir(configs: Path | None) -> Path:
-    path = configs or REPO_CONFIGS
+    from mmoe.config.shipped import shipped_configs_dir
+
+    path = configs or shipped_configs_dir()
     if not path.is_dir():
         raise ConfigError(f"configs directory not found: {path}; pass --configs DIR")
     return path

@@ -9,8 +9,10 @@ import numpy as np
 
 from mmoe.artifacts import load_run_files, save_run_files
 from mmoe.config import RunConfig
+from mmoe.data.checks import warn_undefined_metrics, warn_unseen_categories
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import read_any
+from mmoe.data.tables import as_arrow
 from mmoe.errors import ConfigError
 from mmoe.inference import predict_logits
 from mmoe.models.base import MultiTaskModel
@@ -79,12 +81,14 @@ class TrainedModel:
     def evaluate(self, data: Any, batch_size: int = 65_536) -> dict[str, dict[str, float]]:
         """Per-task metrics on a labelled table (every task's label column must be present)."""
         batch = self.preprocessor.transform(self._table(data), labels=True)
-        return evaluate(self.model, batch, self.preprocessor.tasks, batch_size)
+        metrics = evaluate(self.model, batch, self.preprocessor.tasks, batch_size)
+        warn_undefined_metrics(metrics)
+        return metrics
 
     def _table(self, data: Any) -> Any:
-        if isinstance(data, str | Path):
-            return read_any(data, self.config.data)
-        return data
+        table = as_arrow(read_any(data, self.config.data) if isinstance(data, str | Path) else data)
+        warn_unseen_categories(table, self.preprocessor.vocabularies_)
+        return table
 
     # ---- persistence ---------------------------------------------------------------------------
 

@@ -16,12 +16,19 @@ Example:
     4
 """
 
-from mmoe.config.loading import apply_override, describe_validation_error, load_config, parse_config
+from mmoe.config.loading import (
+    apply_override,
+    describe_validation_error,
+    load_config,
+    parse_config,
+    read_raw_config,
+)
 from mmoe.config.models import MMoEConfig, ModelConfig, OMoEConfig, SharedBottomConfig
 from mmoe.config.run import (
     ARTIFACT_KEYS,
     CensusSource,
     DataConfig,
+    MemorySource,
     MonitorMetric,
     RunConfig,
     SyntheticSource,
@@ -34,6 +41,7 @@ __all__ = [
     "CensusSource",
     "DataConfig",
     "MMoEConfig",
+    "MemorySource",
     "ModelConfig",
     "MonitorMetric",
     "OMoEConfig",
@@ -46,4 +54,5 @@ __all__ = [
     "describe_validation_error",
     "load_config",
     "parse_config",
+    "read_raw_config",
 ]

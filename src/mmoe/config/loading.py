@@ -13,16 +13,32 @@ from pydantic import BaseModel, ValidationError
 
 from mmoe.config.models import MODEL_CONFIGS
 from mmoe.config.run import ARTIFACT_KEYS, RunConfig
+from mmoe.config.shipped import find_shipped_config
 from mmoe.errors import ConfigError
 
 # ---- loading and overrides ---------------------------------------------------------------------
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a YAML (or JSON) run config, apply ``key.path=value`` overrides and validate it."""
+    """Read a YAML (or JSON) run config, apply ``key.path=value`` overrides and validate it.
+
+    A ``path`` that is not a file may name a shipped config (``census/group1-mmoe``).
+    """
+    path, raw = read_raw_config(path)
+    return parse_config(raw, overrides, origin=str(path))
+
+
+def read_raw_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The file actually read (a shipped config when ``path`` is not a file) and its mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        shipped = find_shipped_config(path)
+        if shipped is None:
+            raise ConfigError(
+                f"config file not found: {path} (mmoe init TABLE --task COLUMN writes one; "
+                "mmoe config list names the shipped ones)"
+            )
+        path = shipped
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -34,7 +50,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: not a text file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with data, features, tasks, model, training")
-    return parse_config(raw, overrides, origin=str(path))
+    return path, raw
 
 
 def parse_config(
@@ -124,7 +140,7 @@ def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
 def _tags(section: Any) -> str:
     if section == "model":
         return ", ".join(MODEL_CONFIGS)
-    return "table, census, synthetic"
+    return "table, census, synthetic, memory"
 
 
 def _resolve(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
@@ -171,4 +187,10 @@ def _tag_of(cls: type[BaseModel]) -> str | None:
     return None
 
 
-__all__ = ["apply_override", "describe_validation_error", "load_config", "parse_config"]
+__all__ = [
+    "apply_override",
+    "describe_validation_error",
+    "load_config",
+    "parse_config",
+    "read_raw_config",
+]

@@ -15,16 +15,27 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Descriptions shared by the architectures (the config reference shows them per key).
+_EXPERTS = "Number of expert MLPs."
+_EXPERT_HIDDEN = "Widths of each expert MLP's layers (all experts alike)."
+_TOWER = "Hidden widths of each task's tower; [] is a single linear output."
+_GATE = "Hidden widths of each gate; [] is the paper's linear gate."
+_DROPOUT = "Dropout rate after each hidden ReLU."
+
 
 class SharedBottomConfig(BaseModel):
     """Hyper-parameters of :class:`SharedBottom` (the ``model:`` section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["shared_bottom"] = "shared_bottom"
-    bottom_hidden: list[int] = Field(default=[113], min_length=1)  # widths of the shared MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)  # after each hidden ReLU
+    name: Literal["shared_bottom"] = Field(
+        default="shared_bottom", description="One shared bottom MLP, one tower per task."
+    )
+    bottom_hidden: list[int] = Field(
+        default=[113], min_length=1, description="Widths of the shared bottom MLP's layers."
+    )
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=_DROPOUT)
 
 
 class OMoEConfig(BaseModel):
@@ -32,12 +43,14 @@ class OMoEConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["omoe"] = "omoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    name: Literal["omoe"] = Field(
+        default="omoe", description="Experts mixed by one gate shared by all tasks."
+    )
+    num_experts: int = Field(default=8, ge=1, description=_EXPERTS)
+    expert_hidden: list[int] = Field(default=[16], min_length=1, description=_EXPERT_HIDDEN)
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
+    gate_hidden: list[int] = Field(default=[], description=_GATE)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=_DROPOUT)
 
 
 class MMoEConfig(BaseModel):
@@ -45,12 +58,14 @@ class MMoEConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["mmoe"] = "mmoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    name: Literal["mmoe"] = Field(
+        default="mmoe", description="Experts mixed by one gate per task (the default model)."
+    )
+    num_experts: int = Field(default=8, ge=1, description=_EXPERTS)
+    expert_hidden: list[int] = Field(default=[16], min_length=1, description=_EXPERT_HIDDEN)
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
+    gate_hidden: list[int] = Field(default=[], description=_GATE)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=_DROPOUT)
 
 
 #: The ``model:`` section of a run config: one of the config classes, chosen by ``name``.

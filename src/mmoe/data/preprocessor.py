@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import torch
 
 from mmoe.data.batch import Batch
+from mmoe.data.checks import require_columns
 from mmoe.data.labels import check_labels, task_labels
 from mmoe.data.tables import as_arrow, canonical_strings, column, to_float
 from mmoe.errors import ArtifactError
@@ -59,6 +60,9 @@ class Preprocessor:
     def fit(self, table: pa.Table | Any) -> Preprocessor:
         """Learn vocabularies and numeric statistics from ``table`` (pyarrow or pandas)."""
         table = as_arrow(table)
+        require_columns(
+            table, [*self.features.column_names, *(t.column for t in self.tasks)], "required"
+        )
         self.vocabularies_: dict[str, list[str]] = {}
         for feat in self.features.categorical:
             text = canonical_strings(column(table, feat.name, "categorical feature"))
@@ -96,6 +100,9 @@ class Preprocessor:
         if not self.is_fitted:
             raise RuntimeError("Preprocessor.transform called before fit")
         table = as_arrow(table)
+        require_columns(table, self.features.column_names)
+        if labels:
+            require_columns(table, [t.column for t in self.tasks], "label")
         n = table.num_rows
         cat = np.zeros((n, len(self.features.categorical)), dtype=np.int32)
         for j, feat in enumerate(self.features.categorical):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from mmoe.config import CensusSource, DataConfig, SyntheticSource, TableSource
+from mmoe.config import CensusSource, DataConfig, MemorySource, SyntheticSource, TableSource
 from mmoe.data.census import load_census, read_census_file
 from mmoe.data.synthetic import make_synthetic
-from mmoe.data.tables import read_table
+from mmoe.data.tables import as_arrow, read_table
 from mmoe.errors import DataError
 
 
@@ -34,11 +36,13 @@ def load_splits(source: DataConfig) -> Splits:
     """Read or generate the tables the ``data:`` section describes."""
     if isinstance(source, TableSource):
         train = read_table(source.train, source.na_values)
+        test = read_table(source.test, source.na_values) if source.test is not None else None
+        if test is None and source.test_fraction is not None:  # held out first
+            train, test = holdout(train, source.test_fraction, source.split_seed + 1)
         if source.valid is not None:
             valid = read_table(source.valid, source.na_values)
         else:
             train, valid = holdout(train, source.valid_fraction, source.split_seed)
-        test = read_table(source.test, source.na_values) if source.test is not None else None
         return Splits(train, valid, test)
     if isinstance(source, CensusSource):
         if source.data_dir is None:
@@ -60,7 +64,43 @@ def load_splits(source: DataConfig) -> Splits:
             noise_std=source.noise_std,
         )
         return Splits(*tables)
+    if isinstance(source, MemorySource):
+        raise DataError(
+            "this run was trained on tables in memory: pass them again, e.g. "
+            "model.evaluate(df), or mmoe.train(config, data={'train': df, ...})"
+        )
     raise AssertionError(f"unhandled data source {source!r}")
+
+
+def memory_splits(data: Mapping[str, Any], source: DataConfig) -> Splits:
+    """Splits from tables in memory: ``{"train": df, "valid": df, "test": df}``.
+
+    pandas DataFrames and pyarrow Tables are accepted; ``valid`` and ``test`` are optional
+    (without ``valid``, ``valid_fraction`` of train is held out with ``split_seed``).
+
+    Example:
+        >>> import pandas as pd
+        >>> from mmoe.config import MemorySource
+        >>> df = pd.DataFrame({"x": range(10)})
+        >>> memory_splits({"train": df}, MemorySource(valid_fraction=0.2)).valid.num_rows
+        2
+    """
+    unknown = sorted(set(data) - {"train", "valid", "test"})
+    if unknown or "train" not in data:
+        raise DataError(
+            f"data= takes the keys train (required), valid and test; got {sorted(data)}"
+        )
+    train = as_arrow(data["train"])
+    if data.get("valid") is not None:
+        valid = as_arrow(data["valid"])
+    else:
+        fraction = getattr(source, "valid_fraction", 0.1)
+        train, valid = holdout(train, fraction, getattr(source, "split_seed", 0))
+    test = as_arrow(data["test"]) if data.get("test") is not None else None
+    for name, table in (("train", train), ("valid", valid), ("test", test)):
+        if table is not None and table.num_rows == 0:
+            raise DataError(f"data[{name!r}] has no rows")
+    return Splits(train, valid, test)
 
 
 def holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
