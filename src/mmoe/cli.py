@@ -64,15 +64,25 @@ SPLITS = ("train", "valid", "test")
 @app.command()
 def train(
     config: Annotated[
-        Path, typer.Argument(help="YAML run config (mmoe init writes one; see configs/).")
+        Path,
+        typer.Argument(
+            metavar="CONFIG", help="YAML run config (mmoe init writes one; see configs/)."
+        ),
     ],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Override a config key, e.g. model.num_experts=4."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Override a config key, e.g. model.num_experts=4.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run directory to create (default: runs/NAME-TIME)."),
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run directory to create (default: runs/NAME-TIME)."
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     resume: Annotated[
@@ -127,10 +137,15 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory written by `mmoe train`.")
+    ],
     data: Annotated[
         str,
-        typer.Argument(help="Labelled CSV/Parquet file, or train|valid|test for the run's data."),
+        typer.Argument(
+            metavar="DATA",
+            help="Labelled CSV/Parquet file, or train|valid|test for the run's data.",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
@@ -153,7 +168,9 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory written by `mmoe train`.")
+    ],
     input_: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score.")],
     output: Annotated[
         str,
@@ -165,7 +182,12 @@ def predict(
     ],
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", help="Copy this input column to the output (repeatable)."),
+        typer.Option(
+            "--keep",
+            "-k",
+            metavar="COLUMN",
+            help="Copy this input column to the output (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Score a table: one column per task.

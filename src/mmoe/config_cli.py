@@ -16,10 +16,15 @@ config_app = typer.Typer(
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key, e.g. model.num_experts=4."),
+    typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help="Override a config key, e.g. model.num_experts=4."
+    ),
 ]
 OutOption = Annotated[
-    str, typer.Option("--output", "-o", help="File to write; - (the default) is stdout.")
+    str,
+    typer.Option(
+        "--output", "-o", metavar="FILE", help="File to write; - (the default) is stdout."
+    ),
 ]
 
 
@@ -41,7 +46,9 @@ def schema(output: OutOption = "-") -> None:
 
 @config_app.command()
 def show(
-    config: Annotated[str, typer.Argument(help="YAML run config, or a shipped config's name.")],
+    config: Annotated[
+        str, typer.Argument(metavar="CONFIG", help="YAML run config, or a shipped config's name.")
+    ],
     set_: SetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML.")] = False,
 ) -> None:
@@ -59,7 +66,9 @@ def show(
 
 @config_app.command()
 def validate(
-    config: Annotated[str, typer.Argument(help="YAML run config, or a shipped config's name.")],
+    config: Annotated[
+        str, typer.Argument(metavar="CONFIG", help="YAML run config, or a shipped config's name.")
+    ],
     set_: SetOption = None,
 ) -> None:
     """Check CONFIG, and that its table files hold its columns.
@@ -94,12 +103,15 @@ def list_shipped() -> None:
 
 
 def init(
-    table: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet file with a header row.")],
+    table: Annotated[
+        Path, typer.Argument(metavar="TABLE", help="CSV, TSV or Parquet file with a header row.")
+    ],
     task: Annotated[
         list[str],
         typer.Option(
             "--task",
             "-t",
+            metavar="TASK",
             help=(
                 "A label column, repeatable: COLUMN, NAME=COLUMN, NAME=COLUMN>=X (binary, 1 where "
                 "the value is at least X), NAME=COLUMN:regression or NAME=COLUMN:binary."
@@ -108,7 +120,12 @@ def init(
     ],
     drop: Annotated[
         list[str] | None,
-        typer.Option("--drop", "-d", help="A column that must not be a feature (repeatable)."),
+        typer.Option(
+            "--drop",
+            "-d",
+            metavar="COLUMN",
+            help="A column that must not be a feature (repeatable).",
+        ),
     ] = None,
     output: OutOption = "-",
 ) -> None:

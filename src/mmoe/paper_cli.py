@@ -168,14 +168,18 @@ def tune(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Random search on validation data for one census config; record every trial."""
+    """Random search on validation data for one census config; record every trial.
+
+    The paper's search space (experiments/tuning.py) drawn with a seeded random generator, so
+    the records in configs/census/tuning rerun trial for trial; the trials train through the
+    same search runner as mmoe tune.
+    """
     from mmoe.experiments.census_tables import METHODS, TASKS, config_path
-    from mmoe.experiments.parallel import run_jobs
     from mmoe.experiments.tuning import (
         SEARCH_PATIENCE,
         best_trial,
         format_search,
-        run_trial,
+        run_paper_search,
         sample_trials,
     )
     from mmoe.io import write_json
@@ -189,7 +193,7 @@ def tune(
     if not config.is_file():
         raise ConfigError(f"config not found: {config}; pass --configs DIR")
     plan = sample_trials(method, trials, str(config), str(data_dir), search_seed, max_epochs)
-    results = run_jobs(run_trial, plan, workers, desc=f"tune {config.stem}", progress=not quiet)
+    results = run_paper_search(plan, workers, progress=not quiet)
     main = TASKS[group][0]
     best = best_trial(results, main)
     out = out or root / "tuning"

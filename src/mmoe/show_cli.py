@@ -9,7 +9,9 @@ import typer
 
 
 def show_run(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory written by `mmoe train`.")
+    ],
     plot: Annotated[
         str | None,
         typer.Option(help="Where to write the curves (default: RUN/curves.png); - for none."),

@@ -198,7 +198,7 @@ def starter_config(
 
 def _flow(value: Any) -> str:
     return (
-        yaml.safe_dump(value, default_flow_style=True, width=10**6)
+        yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
         .strip()
         .removesuffix("\n...")
         .strip()

@@ -48,6 +48,7 @@ class Tracker:
         run_dir: where TensorBoard writes ``tensorboard/`` (``None``: TensorBoard is skipped).
         config: the run config as plain data (MLflow parameters).
         name: the run's name (MLflow's run name).
+        final_dir: the run directory's final name (``run_dir`` is its staging directory).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class Tracker:
         run_dir: Path | None,
         config: dict[str, Any],
         name: str,
+        final_dir: Path | None = None,
     ) -> None:
         check_backends(backends)
         self._writer: Any = None
@@ -67,11 +69,19 @@ class Tracker:
         if "mlflow" in backends:
             import mlflow
 
+            try:
+                mlflow.start_run(run_name=name)
+            except Exception as exc:  # MLflow's own errors: a bad URI, an unreachable server
+                self.close()
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise ConfigError(
+                    f"training.log_to: mlflow cannot start a run ({first[:300]}); "
+                    "check MLFLOW_TRACKING_URI"
+                ) from None
             self._mlflow = mlflow
-            mlflow.start_run(run_name=name)
             mlflow.log_params(_flatten(config))
-            if run_dir is not None:
-                mlflow.set_tag("mmoe.run_dir", str(run_dir))
+            if final_dir or run_dir:
+                mlflow.set_tag("mmoe.run_dir", str(final_dir or run_dir))
 
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
         """Log ``{"valid/income/auc": 0.94, ...}`` at ``step`` (non-finite values skipped)."""

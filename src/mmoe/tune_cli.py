@@ -10,12 +10,15 @@ import typer
 
 
 def tune_config(
-    config: Annotated[str, typer.Argument(help="YAML run config (or a shipped config's name).")],
+    config: Annotated[
+        str, typer.Argument(metavar="CONFIG", help="YAML run config (or a shipped config's name).")
+    ],
     param: Annotated[
         list[str],
         typer.Option(
             "--param",
             "-p",
+            metavar="KEY=SPEC",
             help=(
                 "A searched key, repeatable: KEY=int:LOW:HIGH[:log], KEY=float:LOW:HIGH[:log] "
                 "or KEY=choice:[A, B, ...], e.g. model.num_experts=int:2:16."
@@ -25,7 +28,12 @@ def tune_config(
     trials: Annotated[int, typer.Option(min=1, help="Configurations to train.")] = 20,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Fixed override for every trial, e.g. training.epochs=5."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Fixed override for every trial, e.g. training.epochs=5.",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     workers: Annotated[
@@ -33,7 +41,12 @@ def tune_config(
     ] = 1,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Folder for the record (default: runs/tune-NAME-TIME)."),
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Folder for the record (default: runs/tune-NAME-TIME).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

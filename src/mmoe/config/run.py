@@ -41,7 +41,10 @@ class TableSource(_Section):
         default=None, description="Test table; null: test_fraction of train, or no test."
     )
     valid_fraction: float = Field(
-        default=0.1, gt=0.0, lt=1.0, description="Share of train held out when valid is null."
+        default=0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of train (after any test hold-out) held out when valid is null.",
     )
     test_fraction: float | None = Field(
         default=None,

@@ -42,6 +42,7 @@ def task_labels(task: TaskSpec, values: pa.ChunkedArray) -> tuple[np.ndarray, np
             raise DataError(
                 f"task {task.name!r}: label column {task.column!r} has unexpected values "
                 f"{_preview(unexpected)}; {hint} (or threshold:) in the task spec"
+                + _yaml_bool_hint(task)
             )
     y = pc.is_in(text, pa.array(positive)).to_numpy(zero_copy_only=False)
     return np.where(mask, y, False).astype(np.float32), mask
@@ -57,7 +58,19 @@ def check_labels(task: TaskSpec, y: np.ndarray) -> None:
         raise DataError(
             f"task {task.name!r}: every training label is {what}"
             + (f"; {fix}" if fix else "; the task needs both classes")
+            + _yaml_bool_hint(task)
         )
+
+
+def _yaml_bool_hint(task: TaskSpec) -> str:
+    """YAML reads unquoted yes/no/on/off as true/false: say so when a label list holds a bool."""
+    values = [*(task.positive or []), *(task.negative or [])]
+    if any(isinstance(v, bool) for v in values):
+        return (
+            " (YAML reads unquoted yes/no/on/off as true/false: quote text labels, "
+            'e.g. positive: ["yes"])'
+        )
+    return ""
 
 
 def _preview(values: list[Any], limit: int = 3) -> str:

@@ -153,6 +153,7 @@ def train(
             staging,
             config.model_dump(mode="json"),
             config.name or (out.name if out is not None else config.model.name),
+            final_dir=out,
         )
 
         def log_record(record: dict[str, Any]) -> None:
