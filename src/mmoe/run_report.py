@@ -126,6 +126,16 @@ def curves_figure(history: list[dict[str, Any]], path: Path, best_step: int | No
             ax.plot(steps, values, marker="o", markersize=3, label=name)
         top.set_title(task)
         top.set_ylabel("loss")
+        losses = [v for line in top.lines for v in line.get_ydata()]
+        if losses and min(losses) > 0 and max(losses) > 5 * min(losses):
+            # The first epoch's mean loss would dwarf the rest on a linear axis.
+            from matplotlib.ticker import FuncFormatter
+
+            top.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            top.yaxis.set_major_formatter(plain)
+            top.yaxis.set_minor_formatter(plain)
+            top.set_ylabel("loss (log scale)")
         bottom.set_ylabel("validation metric")
         bottom.set_xlabel("training step")
         for ax in (top, bottom):

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -100,6 +101,7 @@ def config_reference() -> str:
         parts.append(_section(heading, path, cls, text))
     for name, cls in MODEL_CONFIGS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
+        doc = re.sub(r":\w+:`([^`]+)`", r"`\1`", doc).replace("``", "`")  # reST → Markdown
         parts.append(_section(f"model: name {name}", "model", cls, doc))
     parts.append(_section("training", "training", TrainingConfig, TrainingConfig.__doc__ or ""))
     return "\n".join(parts)
