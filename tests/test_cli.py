@@ -138,7 +138,7 @@ def test_missing_column(tmp_path, census_config_raw, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     result = cli("train", config, "--out", tmp_path / "r", "-q", capsys=capsys)
-    assert_one_line_error(result, "categorical feature column 'favourite colour' is not in")
+    assert_one_line_error(result, "the table lacks 1 required column: 'favourite colour'")
     assert not (tmp_path / "r").exists()
 
 
@@ -172,7 +172,7 @@ def test_predict_missing_feature_column(census_run, census_csv, tmp_path, capsys
     pd.read_csv(census_csv).drop(columns=["age"]).to_csv(tmp_path / "x.csv", index=False)
     result = cli("predict", census_run, tmp_path / "x.csv", "-o", tmp_path / "p.csv",
                  capsys=capsys)  # fmt: skip
-    assert_one_line_error(result, "numeric feature column 'age' is not in the table")
+    assert_one_line_error(result, "the table lacks 1 feature column: 'age'")
     assert not (tmp_path / "p.csv").exists()
 
 

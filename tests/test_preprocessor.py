@@ -133,7 +133,7 @@ def test_transform_refuses_to_run_unfitted():
         (TaskSpec(name="y", column="y", type="regression"), {"y": ["1.5", "high"]},
          "must be numeric but holds 'high'"),
         (TaskSpec(name="y", column="yy", type="regression"), {"y": [1.0, 2.0]},
-         "label of task 'y' column 'yy' is not in the table; did you mean 'y'"),
+         r"lacks 1 required column: 'yy' \(did you mean 'y'\?\)"),
     ],
 )  # fmt: skip
 def test_bad_labels_are_one_line_errors(task, frame, message):

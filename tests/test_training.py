@@ -16,7 +16,7 @@ def test_run_directory_holds_the_documented_files(tmp_path):
     run = mmoe.train(synthetic_config("mmoe", epochs=3), out_dir=tmp_path / "run", progress=False)
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert files == ["config.json", "metrics.json", "metrics.jsonl", "model.safetensors",
-                     "preprocessor.json"]  # fmt: skip
+                     "preprocessor.json", "provenance.json"]  # fmt: skip
     config = json.loads((tmp_path / "run/config.json").read_text())
     assert config["format_version"] == 2 and config["model"]["name"] == "mmoe"
     history = [
@@ -79,7 +79,7 @@ def test_python_api_on_real_census_rows(census_config_raw, census_table):
     # Row order is kept: predicting a reversed frame gives the reversed predictions.
     reverse = run.predict(frame.iloc[::-1])
     assert np.array_equal(reverse.to_numpy()[::-1], predictions.to_numpy())
-    with pytest.raises(DataError, match="categorical feature column 'sex' is not in the table"):
+    with pytest.raises(DataError, match="the table lacks 1 feature column: 'sex'"):
         run.predict(frame.drop(columns=["sex"]))
     gates = run.model.gate_weights(frame)
     experts = census_config_raw["model"]["num_experts"]

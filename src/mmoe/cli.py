@@ -8,26 +8,57 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from mmoe.config_cli import config_app
+from mmoe.config_cli import init as init_config
 from mmoe.data_cli import data_app
 from mmoe.deploy_cli import export_command, serve_command
-from mmoe.errors import DataError, MmoeError
-from mmoe.io import dumps
+from mmoe.errors import DataError, MmoeError, MmoeWarning
+from mmoe.io import check_output_path, dumps
 from mmoe.paper_cli import paper_app
+from mmoe.show_cli import show_run
+from mmoe.tune_cli import tune_config
 
 app = typer.Typer(
     help="Multi-task learning for recommendation and ranking (Shared-Bottom, OMoE, MMoE).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is printed as written: [brackets] are text, not markup
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-app.add_typer(paper_app, name="paper")
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mmoe import __version__
+
+        typer.echo(f"mmoe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Multi-task learning for recommendation and ranking (Shared-Bottom, OMoE, MMoE).
+
+    Start with: mmoe init TABLE --task COLUMN -o run.yaml, then mmoe train run.yaml.
+    Every config key: mmoe config reference (also docs/config.md).
+    """
+
+
+app.command("init")(init_config)
 app.add_typer(data_app, name="data")
 app.command("export")(export_command)
 app.command("serve")(serve_command)
@@ -37,14 +68,26 @@ SPLITS = ("train", "valid", "test")
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML run config (see configs/).")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CONFIG", help="YAML run config (mmoe init writes one; see configs/)."
+        ),
+    ],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Override a config key, e.g. model.num_experts=4."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Override a config key, e.g. model.num_experts=4.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run directory to create (default: runs/NAME-TIME)."),
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run directory to create (default: runs/NAME-TIME)."
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     resume: Annotated[
@@ -73,7 +116,7 @@ def train(
         bool, typer.Option("--json", help="Print metrics as JSON on stdout (progress: stderr).")
     ] = False,
 ) -> None:
-    """Train a model from CONFIG and save it as a run directory; print per-task metrics.
+    """Train a model from CONFIG; save a run directory, print metrics.
 
     Progress goes to stderr; stdout holds only the result.
     Checkpoints go to OUT.partial/checkpoint at every evaluation.
@@ -86,6 +129,7 @@ def train(
     set_ = [*(set_ or []), *([f"training.ensemble_size={seeds}"] if seeds else [])]
     cfg = resolve_config(config, set_)
     out = out or default_run_dir(cfg)
+    check_output_path(out, directory=True)
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
         _relaunch_with_torchrun(nproc, out)
         return
@@ -108,14 +152,19 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory written by `mmoe train`.")
+    ],
     data: Annotated[
         str,
-        typer.Argument(help="Labelled CSV/Parquet file, or train|valid|test for the run's data."),
+        typer.Argument(
+            metavar="DATA",
+            help="Labelled CSV/Parquet file, or train|valid|test for the run's data.",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Print per-task metrics of a trained model on labelled DATA."""
+    """Per-task metrics of a trained model on labelled DATA."""
     from mmoe.predictor import load
 
     trained = load(run_dir)
@@ -137,23 +186,44 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `mmoe train`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory written by `mmoe train`.")
+    ],
     input_: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write predictions (.csv/.parquet).")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write predictions (.csv/.parquet); - for CSV on stdout.",
+        ),
     ],
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", help="Copy this input column to the output (repeatable)."),
+        typer.Option(
+            "--keep",
+            "-k",
+            metavar="COLUMN",
+            help="Copy this input column to the output (repeatable).",
+        ),
     ] = None,
 ) -> None:
-    """Write one column per task: the probability (binary) or the value (regression)."""
+    """Score a table: one column per task.
+
+    Binary tasks give the probability of the positive class; regression tasks the value.
+    Categories never seen in training are scored as unknown, with a warning when they are
+    more than 1% of a column.
+    """
     import pyarrow as pa
 
     from mmoe.data.sources import read_any
     from mmoe.data.tables import column, write_table
     from mmoe.predictor import load
 
+    if output != "-":
+        check_output_path(output)
+        if not output.lower().endswith((".csv", ".parquet", ".pq")):
+            raise DataError(f"{output}: output must end in .csv or .parquet (or be - for stdout)")
     trained = load(run_dir)
     table = read_any(_existing(input_), trained.config.data)
     keep = keep or []
@@ -163,6 +233,12 @@ def predict(
     kept = {name: column(table, name, "--keep") for name in keep}
     predictions = trained.predict(table)
     out = pa.table({**kept, **{c: predictions[c].to_numpy() for c in predictions.columns}})
+    if output == "-":
+        from pyarrow import csv
+
+        sys.stdout.flush()
+        csv.write_csv(out, sys.stdout.buffer)
+        return
     write_table(out, output)
     typer.echo(f"wrote {out.num_rows} rows × {len(trained.task_names)} tasks to {output}")
 
@@ -213,6 +289,12 @@ def format_gate_summary(data: dict[str, Any]) -> str:
         )
     lines += [f"warning: {w}" for w in data["warnings"]]
     return "\n".join(lines)
+
+
+app.command("show")(show_run)
+app.command("tune")(tune_config)
+app.add_typer(config_app, name="config")
+app.add_typer(paper_app, name="paper")
 
 
 def _relaunch_with_torchrun(nproc: int, out: Path) -> None:
@@ -293,8 +375,20 @@ def _existing(path: str) -> str:
     return path
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """mmoe's own warnings as one ``warning: …`` line on stderr; others as Python shows them."""
+    if issubclass(category, MmoeWarning):
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point of the ``mmoe`` console script."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except MmoeError as exc:

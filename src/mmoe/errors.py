@@ -23,6 +23,17 @@ class ArtifactError(MmoeError):
     """A run directory is missing a file, or a file in it is corrupt or of an unknown version."""
 
 
+class OutputError(MmoeError):
+    """An output path cannot be written (a directory, under a regular file, not permitted)."""
+
+
+class MmoeWarning(UserWarning):
+    """Something a user should know that does not stop the command (the CLI prints one line).
+
+    Examples: categories never seen in training, an AUC that one-class labels leave undefined.
+    """
+
+
 class TrainingInterrupted(MmoeError):
     """Training stopped on a signal (SIGINT, SIGTERM) after writing a checkpoint.
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mmoe.errors import ArtifactError
+from mmoe.errors import ArtifactError, OutputError
 
 
 @contextlib.contextmanager
@@ -31,9 +31,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The parent directory is created if needed. The rename is atomic on POSIX file systems.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     try:
@@ -44,6 +47,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def check_output_path(path: str | Path, directory: bool = False) -> Path:
+    """``path`` as a ``Path`` if a file (or, with ``directory``, a folder) can be made there.
+
+    Raises ``OutputError`` in one line when ``path`` is an existing folder (for a file), an
+    existing file (for a folder), lies under a regular file, or under a folder this process may
+    not write into. Nothing is created.
+
+    Example:
+        >>> check_output_path("/dev/null/x.csv")
+        Traceback (most recent call last):
+        ...
+        mmoe.errors.OutputError: cannot write /dev/null/x.csv: /dev/null is not a folder
+    """
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise OutputError(f"{path} is a folder; give a file name, e.g. {path / 'out.csv'}")
+    if directory and path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file, not a folder; give another --out")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: no permission to write in {ancestor}")
+    return path
 
 
 def _umask() -> int:
@@ -127,6 +158,7 @@ def read_bytes(path: str | Path) -> bytes:
 __all__ = [
     "append_jsonl",
     "atomic_path",
+    "check_output_path",
     "dumps",
     "json_safe",
     "prune",

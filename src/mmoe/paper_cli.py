@@ -12,9 +12,8 @@ from mmoe.errors import ConfigError
 paper_app = typer.Typer(
     help="Reproduce the MMoE paper's experiments (Ma et al., KDD 2018).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help is printed as written: [brackets] are text, not markup
 )
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @paper_app.command("correlation-curve")
@@ -128,7 +127,9 @@ def census(
     ] = None,
     configs: Annotated[
         Path | None,
-        typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
+        typer.Option(
+            help="Folder holding census/groupG-METHOD.yaml [default: the shipped configs]."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[
@@ -210,7 +211,9 @@ def tune(
     ] = "paper",
     configs: Annotated[
         Path | None,
-        typer.Option(help="Configs root holding census/groupG-METHOD.yaml [default: ./configs]."),
+        typer.Option(
+            help="Folder holding census/groupG-METHOD.yaml [default: the shipped configs]."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
     out: Annotated[
@@ -219,15 +222,19 @@ def tune(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Random search on validation data for one census config; record every trial."""
+    """Random search on validation data for one census config; record every trial.
+
+    The paper's search space (experiments/tuning.py) drawn with a seeded random generator, so
+    the records in configs/census/tuning rerun trial for trial; the trials train through the
+    same search runner as mmoe tune.
+    """
     from mmoe.experiments.census_tables import METHODS, TASKS, config_path
-    from mmoe.experiments.parallel import run_jobs
     from mmoe.experiments.tuning import (
         SEARCH_PATIENCE,
         SPACES,
         best_trial,
         format_search,
-        run_trial,
+        run_paper_search,
         sample_trials,
     )
     from mmoe.io import write_json
@@ -246,7 +253,7 @@ def tune(
     if space not in SPACES:
         raise ConfigError(f"unknown --space {space!r}; choose from {', '.join(SPACES)}")
     plan = sample_trials(method, trials, str(config), str(data_dir), search_seed, max_epochs, space)
-    results = run_jobs(run_trial, plan, workers, desc=f"tune {config.stem}", progress=not quiet)
+    results = run_paper_search(plan, workers, progress=not quiet)
     main = TASKS[group][0]
     best = best_trial(results, main)
     out = out or root / "tuning"
@@ -318,7 +325,9 @@ def _tune_lightgbm(
 
 
 def _configs_dir(configs: Path | None) -> Path:
-    path = configs or REPO_CONFIGS
+    from mmoe.config.shipped import shipped_configs_dir
+
+    path = configs or shipped_configs_dir()
     if not path.is_dir():
         raise ConfigError(f"configs directory not found: {path}; pass --configs DIR")
     return path

@@ -13,6 +13,7 @@ import torch
 
 from mmoe.artifacts import load_run_files, save_run_files
 from mmoe.config import RunConfig
+from mmoe.data.checks import warn_undefined_metrics, warn_unseen_categories
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import read_any
 from mmoe.data.tables import as_arrow, group_codes
@@ -98,11 +99,11 @@ class TrainedModel:
         Regression metrics are in the target's own unit; with ``metrics.group_by`` in the run
         config, binary tasks also get the grouped AUC (the column must be in the table).
         """
-        table = as_arrow(self._table(data))
+        table = self._table(data)
         batch = self.preprocessor.transform(table, labels=True)
         group_by = self.config.metrics.group_by
         groups = None if group_by is None else group_codes(table, group_by)
-        return evaluate(
+        metrics = evaluate(
             self.model,
             batch,
             self.preprocessor.tasks,
@@ -110,11 +111,13 @@ class TrainedModel:
             target_stats=self.preprocessor.target_stats_,
             groups=groups,
         )
+        warn_undefined_metrics(metrics)
+        return metrics
 
     def _table(self, data: Any) -> Any:
-        if isinstance(data, str | Path):
-            return read_any(data, self.config.data)
-        return data
+        table = as_arrow(read_any(data, self.config.data) if isinstance(data, str | Path) else data)
+        warn_unseen_categories(table, self.preprocessor.vocabularies_)
+        return table
 
     def _features(self, data: Any) -> Any:
         """The feature columns of ``data``; a DataFrame's are converted one column at a time.
@@ -128,9 +131,11 @@ class TrainedModel:
             return self._table(data)
         names = [c for c in self.preprocessor.features.column_names if c in data.columns]
         try:
-            return pa.table({c: pa.Array.from_pandas(data[c]) for c in names})
+            table = pa.table({c: pa.Array.from_pandas(data[c]) for c in names})
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return data  # the transform's own conversion reports the column
+        warn_unseen_categories(table, self.preprocessor.vocabularies_)
+        return table
 
     # ---- persistence ---------------------------------------------------------------------------
 

@@ -26,9 +26,15 @@ class CategoricalFeature(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    embedding_dim: int | None = Field(default=None, ge=1)  # None: features.embedding_dim
-    min_frequency: int | None = Field(default=None, ge=1)  # None: features.min_frequency
+    name: str = Field(description="Column name in the table.")
+    embedding_dim: int | None = Field(
+        default=None, ge=1, description="Embedding width; null: features.embedding_dim."
+    )
+    min_frequency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rarer training values map to unknown; null: features.min_frequency.",
+    )
     max_categories: int | None = Field(
         default=None,
         ge=1,
@@ -53,8 +59,11 @@ class NumericFeature(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    transform: Literal["none", "log1p"] = "none"  # log1p: sign(x)·log(1+|x|) for heavy tails
+    name: str = Field(description="Column name in the table.")
+    transform: Literal["none", "log1p"] = Field(
+        default="none",
+        description="none | log1p: sign(x)·log(1+|x|) before standardising, for heavy tails.",
+    )
     encoding: NumericEncodingName | None = Field(
         default=None,
         description="How the column is encoded: standardize | values | quantile_bins | "
@@ -109,10 +118,21 @@ class FeaturesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    categorical: list[CategoricalFeature] = []
-    numeric: list[NumericFeature] = []
-    embedding_dim: int = Field(default=4, ge=1)  # default width of every categorical embedding
-    min_frequency: int = Field(default=1, ge=1)  # rarer training tokens map to index 0
+    categorical: list[CategoricalFeature] = Field(
+        default=[],
+        description="Categorical columns: names, or {name, embedding_dim, min_frequency}.",
+    )
+    numeric: list[NumericFeature] = Field(
+        default=[], description="Numeric columns: names, or {name, transform}."
+    )
+    embedding_dim: int = Field(
+        default=4, ge=1, description="Default width of every categorical embedding."
+    )
+    min_frequency: int = Field(
+        default=1,
+        ge=1,
+        description="Values seen in fewer training rows map to the unknown index 0.",
+    )
     numeric_encoding: NumericEncodingName = Field(
         default="standardize",
         description="Default encoding of every numeric column (see mmoe.data.encodings).",
@@ -184,13 +204,23 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    column: str
-    type: Literal["binary", "regression"]
-    positive: list[Scalar] | None = None
-    negative: list[Scalar] | None = None
-    threshold: float | None = None
-    weight: float = Field(default=1.0, ge=0.0)  # multiplies this task's loss
+    name: str = Field(min_length=1, description="The task's name (a prediction column).")
+    column: str = Field(description="The label column in the table.")
+    type: Literal["binary", "regression"] = Field(
+        description="binary (AUC, log loss) | regression (RMSE, MSE)."
+    )
+    positive: list[Scalar] | None = Field(
+        default=None,
+        description='Values meaning 1 (binary); quote text such as "yes" in YAML.',
+    )
+    negative: list[Scalar] | None = Field(
+        default=None,
+        description="Values meaning 0; with it, a value in neither list is an error.",
+    )
+    threshold: float | None = Field(
+        default=None, description="Label is 1 where the value >= threshold (binary)."
+    )
+    weight: float = Field(default=1.0, ge=0.0, description="Multiplies this task's loss.")
     # Per-task loss options (mixed binary + regression tasks).
     loss: Literal["bce", "focal", "mse", "huber"] | None = Field(
         default=None,

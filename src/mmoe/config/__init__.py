@@ -16,12 +16,19 @@ Example:
     4
 """
 
-from mmoe.config.loading import apply_override, describe_validation_error, load_config, parse_config
+from mmoe.config.loading import (
+    apply_override,
+    describe_validation_error,
+    load_config,
+    parse_config,
+    read_raw_config,
+)
 from mmoe.config.models import MMoEConfig, ModelConfig, OMoEConfig, SharedBottomConfig
 from mmoe.config.run import (
     ARTIFACT_KEYS,
     CensusSource,
     DataConfig,
+    MemorySource,
     MetricsConfig,
     MonitorMetric,
     MovieLensSource,
@@ -37,6 +44,7 @@ __all__ = [
     "CensusSource",
     "DataConfig",
     "MMoEConfig",
+    "MemorySource",
     "MetricsConfig",
     "ModelConfig",
     "MonitorMetric",
@@ -52,4 +60,5 @@ __all__ = [
     "describe_validation_error",
     "load_config",
     "parse_config",
+    "read_raw_config",
 ]

@@ -14,16 +14,32 @@ from pydantic import BaseModel, ValidationError
 
 from mmoe.config.models import MODEL_CONFIGS
 from mmoe.config.run import ARTIFACT_KEYS, RunConfig
+from mmoe.config.shipped import find_shipped_config
 from mmoe.errors import ConfigError
 
 # ---- loading and overrides ---------------------------------------------------------------------
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a YAML (or JSON) run config, apply ``key.path=value`` overrides and validate it."""
+    """Read a YAML (or JSON) run config, apply ``key.path=value`` overrides and validate it.
+
+    A ``path`` that is not a file may name a shipped config (``census/group1-mmoe``).
+    """
+    path, raw = read_raw_config(path)
+    return parse_config(raw, overrides, origin=str(path))
+
+
+def read_raw_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The file actually read (a shipped config when ``path`` is not a file) and its mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        shipped = find_shipped_config(path)
+        if shipped is None:
+            raise ConfigError(
+                f"config file not found: {path} (mmoe init TABLE --task COLUMN writes one; "
+                "mmoe config list names the shipped ones)"
+            )
+        path = shipped
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -36,7 +52,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with data, features, tasks, model, training")
     resolve_data_paths(raw, path.resolve().parent)  # the file's own paths: against its folder
-    return parse_config(raw, overrides, origin=str(path))
+    return path, raw
 
 
 def parse_config(
@@ -148,7 +164,7 @@ def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
 def _tags(section: Any) -> str:
     if section == "model":
         return ", ".join(MODEL_CONFIGS)
-    return "table, parquet_dataset, census, synthetic"
+    return "table, parquet_dataset, census, movielens, synthetic, memory"
 
 
 def _resolve(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
@@ -200,5 +216,6 @@ __all__ = [
     "describe_validation_error",
     "load_config",
     "parse_config",
+    "read_raw_config",
     "resolve_data_paths",
 ]

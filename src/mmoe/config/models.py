@@ -21,6 +21,13 @@ GATE_DROPOUT_HELP = (
     "sends nearly all its weight to one expert: Zhao et al., RecSys 2019, used 0.1."
 )
 
+# Descriptions shared by the architectures (the config reference shows them per key).
+_EXPERTS = "Number of expert MLPs."
+_EXPERT_HIDDEN = "Widths of each expert MLP's layers (all experts alike)."
+_TOWER = "Hidden widths of each task's tower; [] is a single linear output."
+_GATE = "Hidden widths of each gate; [] is the paper's linear gate."
+_DROPOUT = "Dropout rate after each hidden ReLU."
+
 
 class InputBlockConfig(BaseModel):
     """Options of the shared input block every architecture starts with (embedding → experts).
@@ -55,9 +62,13 @@ class SharedBottomConfig(InputBlockConfig):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["shared_bottom"] = "shared_bottom"
-    bottom_hidden: list[int] = Field(default=[113], min_length=1)  # widths of the shared MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
+    name: Literal["shared_bottom"] = Field(
+        default="shared_bottom", description="One shared bottom MLP, one tower per task."
+    )
+    bottom_hidden: list[int] = Field(
+        default=[113], min_length=1, description="Widths of the shared bottom MLP's layers."
+    )
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
     dropout: float = Field(
         default=0.0,
         ge=0.0,
@@ -72,11 +83,13 @@ class OMoEConfig(InputBlockConfig):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["omoe"] = "omoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
+    name: Literal["omoe"] = Field(
+        default="omoe", description="Experts mixed by one gate shared by all tasks."
+    )
+    num_experts: int = Field(default=8, ge=1, description=_EXPERTS)
+    expert_hidden: list[int] = Field(default=[16], min_length=1, description=_EXPERT_HIDDEN)
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
+    gate_hidden: list[int] = Field(default=[], description=_GATE)
     dropout: float = Field(
         default=0.0,
         ge=0.0,
@@ -92,11 +105,13 @@ class MMoEConfig(InputBlockConfig):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["mmoe"] = "mmoe"
-    num_experts: int = Field(default=8, ge=1)
-    expert_hidden: list[int] = Field(default=[16], min_length=1)  # widths of each expert MLP
-    tower_hidden: list[int] = Field(default=[8])  # hidden widths of each task tower
-    gate_hidden: list[int] = Field(default=[])  # empty = the paper's linear gate
+    name: Literal["mmoe"] = Field(
+        default="mmoe", description="Experts mixed by one gate per task (the default model)."
+    )
+    num_experts: int = Field(default=8, ge=1, description=_EXPERTS)
+    expert_hidden: list[int] = Field(default=[16], min_length=1, description=_EXPERT_HIDDEN)
+    tower_hidden: list[int] = Field(default=[8], description=_TOWER)
+    gate_hidden: list[int] = Field(default=[], description=_GATE)
     dropout: float = Field(
         default=0.0,
         ge=0.0,
@@ -104,7 +119,6 @@ class MMoEConfig(InputBlockConfig):
         description="Dropout after every ReLU of the experts (their outputs included, so "
         "single-layer experts get it too) and of the towers.",
     )
-
     gate_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=GATE_DROPOUT_HELP)
 
 
@@ -113,7 +127,11 @@ class CGCConfig(InputBlockConfig):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["cgc"] = "cgc"
+    name: Literal["cgc"] = Field(
+        default="cgc",
+        description="Customized Gate Control (Tang et al., RecSys 2020): shared and per-task "
+        "experts, one gate per task.",
+    )
     num_shared_experts: int = Field(
         default=4, ge=0, description="Experts shared by every task (each task's gate mixes them)."
     )
@@ -145,7 +163,11 @@ class CGCConfig(InputBlockConfig):
 class PLEConfig(CGCConfig):
     """Hyper-parameters of :class:`PLE` (the ``model:`` section of a run config)."""
 
-    name: Literal["ple"] = "ple"  # type: ignore[assignment]
+    name: Literal["ple"] = Field(  # type: ignore[assignment]
+        default="ple",
+        description="Progressive Layered Extraction (Tang et al., RecSys 2020): stacked CGC "
+        "levels with shared gates between them.",
+    )
     num_levels: int = Field(
         default=2,
         ge=1,

@@ -104,11 +104,24 @@ class _SplitOptions(_Section):
 class TableSource(_SplitOptions):
     """Rows from CSV or Parquet files with a header row, read whole into memory."""
 
-    source: Literal["table"] = "table"
-    train: Path  # the training table (relative paths: against the config file's folder)
-    valid: Path | None = None  # None: split from train (see split)
-    test: Path | None = None  # None: split from train when test_fraction/test_from say so
-    na_values: list[str] | None = None  # CSV strings meaning "missing"; None: pyarrow's default
+    source: Literal["table"] = Field(
+        default="table", description="Rows from your own CSV/TSV/Parquet files."
+    )
+    train: Path = Field(
+        description="The training table: CSV (optionally .gz), TSV or Parquet, with a header "
+        "row (relative paths: against the config file's folder)."
+    )
+    valid: Path | None = Field(
+        default=None, description="Validation table; null: split from train (see split)."
+    )
+    test: Path | None = Field(
+        default=None,
+        description="Test table; null: split from train when test_fraction/test_from say so.",
+    )
+    na_values: list[str] | None = Field(
+        default=None,
+        description='CSV strings meaning "missing" in every column; null: pyarrow\'s defaults.',
+    )
 
 
 class ParquetDatasetSource(_SplitOptions):
@@ -134,26 +147,46 @@ class ParquetDatasetSource(_SplitOptions):
 class CensusSource(_Section):
     """The UCI Census-Income (KDD) files, read from ``data_dir`` (see ``mmoe.data.census``)."""
 
-    source: Literal["census"] = "census"
-    data_dir: Path | None = None  # holds census-income.data[.gz] and census-income.test[.gz]
-    split_seed: int = 0  # seed of the 1:1 validation/test split of the test file
-    download: bool = False  # fetch the files from the UCI archive when absent
+    source: Literal["census"] = Field(
+        default="census", description="The UCI Census-Income (KDD) files of the paper."
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Folder holding census-income.data[.gz] and census-income.test[.gz].",
+    )
+    split_seed: int = Field(
+        default=0, description="Seed of the 1:1 validation/test split of the test file."
+    )
+    download: bool = Field(
+        default=False, description="Fetch the files from the UCI archive when absent."
+    )
 
 
 class SyntheticSource(_Section):
     """The paper's synthetic two-task regression problem (``mmoe.data.synthetic``)."""
 
-    source: Literal["synthetic"] = "synthetic"
-    correlation: float = Field(default=0.5, ge=-1.0, le=1.0)  # cosine of the two weight vectors
-    num_train: int = Field(default=100_000, ge=1)  # fewer rows: the models overfit
-    num_valid: int = Field(default=10_000, ge=1)
-    num_test: int = Field(default=10_000, ge=1)
-    num_features: int = Field(default=100, ge=2)  # d
-    scale: float = Field(default=1.0, gt=0.0)  # c, the norm of both weight vectors
-    num_sines: int = Field(default=10, ge=0)  # m
-    alpha_std: float = Field(default=2.0, ge=0.0)  # α_i ~ N(0, alpha_std²); β_i ~ N(0, 1)
-    noise_std: float = Field(default=0.1, ge=0.0)  # ε ~ N(0, noise_std²)
-    seed: int = 0  # seed of the weight vectors, constants and samples
+    source: Literal["synthetic"] = Field(
+        default="synthetic",
+        description="The paper's two regression tasks y1, y2 on features x0 … x(d-1).",
+    )
+    correlation: float = Field(
+        default=0.5, ge=-1.0, le=1.0, description="Cosine of the two tasks' weight vectors."
+    )
+    num_train: int = Field(
+        default=100_000, ge=1, description="Training rows (with fewer, the models overfit)."
+    )
+    num_valid: int = Field(default=10_000, ge=1, description="Validation rows.")
+    num_test: int = Field(default=10_000, ge=1, description="Test rows.")
+    num_features: int = Field(default=100, ge=2, description="Input dimension d.")
+    scale: float = Field(default=1.0, gt=0.0, description="c, the norm of both weight vectors.")
+    num_sines: int = Field(default=10, ge=0, description="m, the number of sine terms.")
+    alpha_std: float = Field(
+        default=2.0, ge=0.0, description="α_i ~ N(0, alpha_std²) (β_i ~ N(0, 1))."
+    )
+    noise_std: float = Field(
+        default=0.1, ge=0.0, description="Label noise ε ~ N(0, noise_std²) per task."
+    )
+    seed: int = Field(default=0, description="Seed of the weight vectors, constants and samples.")
 
 
 class MovieLensSource(_Section):
@@ -174,8 +207,28 @@ class MovieLensSource(_Section):
     )
 
 
+class MemorySource(_Section):
+    """Tables handed to ``mmoe.train(config, data={"train": df, ...})`` in Python."""
+
+    source: Literal["memory"] = Field(
+        default="memory",
+        description="DataFrames or Arrow tables passed as mmoe.train(..., data={...}).",
+    )
+    valid_fraction: float = Field(
+        default=0.1, gt=0.0, lt=1.0, description="Share of train held out when no valid given."
+    )
+    split_seed: int = Field(
+        default=0, description="Seed of the random train/valid hold-out when no valid given."
+    )
+
+
 DataConfig = Annotated[
-    TableSource | ParquetDatasetSource | CensusSource | SyntheticSource | MovieLensSource,
+    TableSource
+    | ParquetDatasetSource
+    | CensusSource
+    | SyntheticSource
+    | MovieLensSource
+    | MemorySource,
     Field(discriminator="source"),
 ]
 
@@ -188,22 +241,72 @@ MonitorMetric = Literal["auc", "logloss", "gauc", "rmse", "mse", "mae", "r2"]
 class TrainingConfig(_Section):
     """Optimisation, evaluation and early stopping."""
 
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=1024, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0.0)  # peak learning rate of the optimiser
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    seed: int = 0  # model initialisation and batch order
-    eval_every_steps: int | None = Field(default=None, ge=1)  # None: once per epoch
-    monitor_task: str | None = None  # task whose validation metric selects the best model
-    monitor_metric: MonitorMetric | None = None  # None: auc (binary) or mse (regression)
-    patience: int | None = Field(default=3, ge=1)  # evaluations without improvement; None: off
-    restore_best: bool = True  # end with the best evaluated weights; false: the last weights
-    num_threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; None: torch's
-    optimizer: Literal["adam", "adamw", "torch_adam"] = "adam"  # adam/adamw: fused kernel on CPU
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after warm-up
-    warmup_steps: int = Field(default=0, ge=0)  # linear ramp of the learning rate from ~0
-    checkpoint_every_steps: int | None = Field(default=None, ge=1)  # None: at evaluations only
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
+    epochs: int = Field(default=10, ge=1, description="Passes over the training rows (at most).")
+    batch_size: int = Field(
+        default=1024,
+        ge=1,
+        description="Rows per step; under several processes, the global batch.",
+    )
+    learning_rate: float = Field(
+        default=1e-3, gt=0.0, description="Peak learning rate of the optimiser."
+    )
+    weight_decay: float = Field(
+        default=0.0, ge=0.0, description="L2 (adam, torch_adam) or decoupled decay (adamw)."
+    )
+    seed: int = Field(default=0, description="Seed of the model initialisation and batch order.")
+    eval_every_steps: int | None = Field(
+        default=None, ge=1, description="Evaluate on validation every N steps; null: per epoch."
+    )
+    monitor_task: str | None = Field(
+        default=None,
+        description="Task whose validation metric selects the best model; null: the first.",
+    )
+    monitor_metric: MonitorMetric | None = Field(
+        default=None,
+        description="auc | logloss (binary), rmse | mse (regression); null: auc or mse.",
+    )
+    patience: int | None = Field(
+        default=3,
+        ge=1,
+        description="Evaluations without improvement before stopping; null: never stop early.",
+    )
+    restore_best: bool = Field(
+        default=True,
+        description="End with the best evaluated weights; false: keep the last ones.",
+    )
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch intra-op threads; null: torch's default (cores / processes).",
+    )
+    optimizer: Literal["adam", "adamw", "torch_adam"] = Field(
+        default="adam",
+        description="adam | adamw (one fused kernel on CPU) | torch_adam (torch.optim.Adam).",
+    )
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        default="constant",
+        description="constant | linear | cosine: decay to 0 over the run, after warm-up.",
+    )
+    warmup_steps: int = Field(
+        default=0, ge=0, description="Linear ramp of the learning rate over the first steps."
+    )
+    checkpoint_every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Also checkpoint every N steps; null: at evaluations only.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto (CUDA when present, else CPU) | cpu | cuda."
+    )
+    log_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default=[],
+        description="Also send losses and metrics to: tensorboard (RUN/tensorboard) | mlflow.",
+    )
+    log_every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="With log_to: also log training loss and learning rate every N steps.",
+    )
     task_weighting: Literal["fixed", "uncertainty", "dwa", "gradnorm"] = Field(
         default="fixed",
         description="how task losses are combined: fixed (the tasks' weight), uncertainty "
@@ -239,13 +342,19 @@ class MetricsConfig(_Section):
 class RunConfig(_Section):
     """A whole run: data, features, tasks, model, training."""
 
-    name: str | None = None  # a label for the run; the default run directory uses it
-    data: DataConfig
-    features: FeaturesConfig
-    tasks: list[TaskSpec] = Field(min_length=1)
-    model: ModelConfig
-    training: TrainingConfig = TrainingConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    name: str | None = Field(
+        default=None, description="A label for the run; the default run directory uses it."
+    )
+    data: DataConfig = Field(description="Where the rows come from (chosen by source).")
+    features: FeaturesConfig = Field(description="Which columns feed the model, and how.")
+    tasks: list[TaskSpec] = Field(min_length=1, description="One entry per prediction target.")
+    model: ModelConfig = Field(description="The architecture (chosen by name) and its sizes.")
+    training: TrainingConfig = Field(
+        default=TrainingConfig(), description="Optimiser, schedule, early stopping, device."
+    )
+    metrics: MetricsConfig = Field(
+        default=MetricsConfig(), description="Metrics beyond the per-task defaults."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -322,6 +431,7 @@ __all__ = [
     "ARTIFACT_KEYS",
     "CensusSource",
     "DataConfig",
+    "MemorySource",
     "MetricsConfig",
     "MonitorMetric",
     "ParquetDatasetSource",

@@ -50,6 +50,7 @@ def task_labels(task: TaskSpec, values: pa.ChunkedArray) -> tuple[np.ndarray, np
             raise DataError(
                 f"task {task.name!r}: label column {task.column!r} has unexpected values "
                 f"{_preview(unexpected)}; {hint} (or threshold:) in the task spec"
+                + _yaml_bool_hint(task)
             )
     y = pc.is_in(text, pa.array(positive)).to_numpy(zero_copy_only=False)
     return np.where(mask, y, False).astype(np.float32), mask
@@ -65,6 +66,7 @@ def check_labels(task: TaskSpec, y: np.ndarray) -> None:
         raise DataError(
             f"task {task.name!r}: every training label is {what}"
             + (f"; {fix}" if fix else "; the task needs both classes")
+            + _yaml_bool_hint(task)
         )
 
 
@@ -74,6 +76,17 @@ def _blank_as_null(values: pa.ChunkedArray) -> pa.ChunkedArray:
         return values
     blank = pc.equal(pc.utf8_trim_whitespace(values), "")
     return pc.if_else(blank, pa.scalar(None, values.type), values)
+
+
+def _yaml_bool_hint(task: TaskSpec) -> str:
+    """YAML reads unquoted yes/no/on/off as true/false: say so when a label list holds a bool."""
+    values = [*(task.positive or []), *(task.negative or [])]
+    if any(isinstance(v, bool) for v in values):
+        return (
+            " (YAML reads unquoted yes/no/on/off as true/false: quote text labels, "
+            'e.g. positive: ["yes"])'
+        )
+    return ""
 
 
 def _preview(values: list[Any], limit: int = 3) -> str:

@@ -47,6 +47,7 @@ import torch
 
 from mmoe.data import encodings
 from mmoe.data.batch import Batch
+from mmoe.data.checks import require_columns
 from mmoe.data.fit_state import CategoryCounts, LabelSummary, NumericMoments
 from mmoe.data.labels import check_labels, task_labels
 from mmoe.data.lookup import VocabularyLookup
@@ -148,6 +149,9 @@ class Preprocessor:
         if not hasattr(self, "_categories"):
             self.reset()
         table = _as_table(batch)
+        require_columns(
+            table, [*self.features.column_names, *(t.column for t in self.tasks)], "required"
+        )
         for feat in self.features.categorical:
             self._categories[feat.name].update(column(table, feat.name, "categorical feature"))
         for feat in self.features.numeric:
@@ -249,6 +253,9 @@ class Preprocessor:
         """
         self._ready("transform")
         table = _as_table(table)
+        require_columns(table, self.features.column_names)
+        if labels:
+            require_columns(table, [t.column for t in self.tasks], "label")
         lookups = self.lookups()
         n = table.num_rows
         cat = np.zeros((n, len(self.features.categorical)), dtype=np.int32)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from mmoe.config import (
     CensusSource,
     DataConfig,
+    MemorySource,
     MovieLensSource,
     ParquetDatasetSource,
     SyntheticSource,
@@ -19,7 +22,7 @@ from mmoe.data.census import load_census, read_census_file
 from mmoe.data.movielens import load_movielens
 from mmoe.data.splits import RowSplitter, holdout, split_table
 from mmoe.data.synthetic import make_synthetic
-from mmoe.data.tables import read_table
+from mmoe.data.tables import as_arrow, read_table
 from mmoe.errors import DataError
 
 
@@ -74,6 +77,11 @@ def load_splits(source: DataConfig) -> Splits:
                 "(the ml-100k folder with u.data, u.user and u.item)"
             )
         return Splits(*load_movielens(source.data_dir, source.valid_from, source.test_from))
+    if isinstance(source, MemorySource):
+        raise DataError(
+            "this run was trained on tables in memory: pass them again, e.g. "
+            "model.evaluate(df), or mmoe.train(config, data={'train': df, ...})"
+        )
     raise AssertionError(f"unhandled data source {source!r}")
 
 
@@ -128,6 +136,37 @@ def splitter_of(source: TableSource | ParquetDatasetSource) -> RowSplitter | Non
         test_from=source.test_from,
         seed=source.split_seed,
     )
+
+
+def memory_splits(data: Mapping[str, Any], source: DataConfig) -> Splits:
+    """Splits from tables in memory: ``{"train": df, "valid": df, "test": df}``.
+
+    pandas DataFrames and pyarrow Tables are accepted; ``valid`` and ``test`` are optional
+    (without ``valid``, ``valid_fraction`` of train is held out with ``split_seed``).
+
+    Example:
+        >>> import pandas as pd
+        >>> from mmoe.config import MemorySource
+        >>> df = pd.DataFrame({"x": range(10)})
+        >>> memory_splits({"train": df}, MemorySource(valid_fraction=0.2)).valid.num_rows
+        2
+    """
+    unknown = sorted(set(data) - {"train", "valid", "test"})
+    if unknown or "train" not in data:
+        raise DataError(
+            f"data= takes the keys train (required), valid and test; got {sorted(data)}"
+        )
+    train = as_arrow(data["train"])
+    if data.get("valid") is not None:
+        valid = as_arrow(data["valid"])
+    else:
+        fraction = getattr(source, "valid_fraction", 0.1)
+        train, valid, _ = holdout(train, fraction, getattr(source, "split_seed", 0))
+    test = as_arrow(data["test"]) if data.get("test") is not None else None
+    for name, table in (("train", train), ("valid", valid), ("test", test)):
+        if table is not None and table.num_rows == 0:
+            raise DataError(f"data[{name!r}] has no rows")
+    return Splits(train, valid, test)
 
 
 def read_any(path: str | Path, source: DataConfig | None = None) -> pa.Table:

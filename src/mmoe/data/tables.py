@@ -35,7 +35,11 @@ def read_table(path: str | Path, na_values: list[str] | None = None) -> pa.Table
     """
     path = Path(path)
     name = path.name.lower()
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long: not a path a user meant
+        raise DataError(f"not a readable file name: {str(path)[:60]!r}… ({exc.strerror})") from None
+    if not found:
         raise DataError(f"data file not found: {path}")
     if not name.endswith(TABLE_SUFFIXES):
         raise DataError(f"{path}: unknown table format; use one of {', '.join(TABLE_SUFFIXES)}")

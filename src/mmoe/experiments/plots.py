@@ -55,11 +55,14 @@ def correlation_curve_figure(rows: Sequence[dict[str, float]], path: str | Path)
 
 
 def loss_curves_figure(
-    curves: dict[tuple[str, float], tuple[list[int], list[float]]], path: str | Path
+    curves: dict[tuple[str, float], tuple[list[int], list[float]]],
+    path: str | Path,
+    spread: dict[tuple[str, float], tuple[list[float], list[float], int]] | None = None,
 ) -> None:
     """Mean test loss against training steps, one panel per correlation (paper Fig. 4).
 
-    ``curves[(model, correlation)] = (steps, mean_losses)``.
+    ``curves[(model, correlation)] = (steps, mean_losses)``; ``spread[(model, correlation)] =
+    (q25, q75, seeds)`` adds a band holding the middle half of the seeds at each step.
     """
     plt = _pyplot()
     correlations = sorted({c for _, c in curves}, reverse=True)
@@ -72,10 +75,19 @@ def loss_curves_figure(
             if c == corr:
                 ax.plot(steps, loss, marker=".", label=MODEL_LABELS.get(model, model),
                         color=MODEL_COLORS.get(model))  # fmt: skip
+                if spread is not None and (model, c) in spread:
+                    low, high, _ = spread[(model, c)]
+                    ax.fill_between(steps, low, high, color=MODEL_COLORS.get(model), alpha=0.15)
         ax.set(title=f"correlation {corr}", xlabel="training steps", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("held-out loss (MSE, mean of both tasks)")
     axes[0].legend(fontsize=8)
+    if spread:
+        seeds = min(n for _, _, n in spread.values())
+        fig.suptitle(
+            f"lines: mean over {seeds} seeds; bands: 25th to 75th percentile of the seeds",
+            fontsize=9,
+        )
     _save(fig, path)
     plt.close(fig)
 
@@ -89,7 +101,7 @@ def final_loss_histograms(
     correlations = sorted({c for _, c in finals}, reverse=True)
     fig, axes = plt.subplots(
         len(correlations), len(models), figsize=(3.2 * len(models), 2.4 * len(correlations)),
-        squeeze=False, sharex=True,
+        squeeze=False, sharex=True, sharey=True,
     )  # fmt: skip
     top = max(max(v) for v in finals.values())
     edges = [top * i / bins for i in range(bins + 1)]
@@ -100,5 +112,9 @@ def final_loss_histograms(
             ax.set_title(f"{MODEL_LABELS[model]}, correlation {corr}", fontsize=9)
             if i == len(correlations) - 1:
                 ax.set_xlabel("final test loss")
+            if j == 0:
+                ax.set_ylabel("seeds")
+    seeds = max(len(v) for v in finals.values())
+    fig.suptitle(f"final test loss of each of {seeds} seeds (same axes in every panel)", fontsize=9)
     _save(fig, path)
     plt.close(fig)

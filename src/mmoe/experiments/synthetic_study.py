@@ -254,6 +254,22 @@ def mean_curves(
     return out
 
 
+def quartile_curves(
+    results: Sequence[dict[str, Any]],
+) -> dict[tuple[str, float], tuple[list[float], list[float], int]]:
+    """Per (model, correlation): the 25th and 75th percentiles of the loss over seeds at each
+    evaluation, and the number of seeds (the spread the figure draws around the mean)."""
+    grouped: dict[tuple[str, float], list[list[list[float]]]] = {}
+    for r in results:
+        grouped.setdefault((r["model"], r["correlation"]), []).append(r["curve"])
+    out = {}
+    for key, curves in grouped.items():
+        losses = np.array([[loss for _, loss in c] for c in curves])
+        low, high = np.percentile(losses, [25, 75], axis=0)
+        out[key] = ([float(v) for v in low], [float(v) for v in high], len(curves))
+    return out
+
+
 # ---- the correlation curve (paper Fig. 2) ------------------------------------------------------
 
 
@@ -327,7 +343,7 @@ def write_report(results: Sequence[dict[str, Any]], profile: Profile, out: Path)
         {"summary": rows, "paired_wins": wins, "correlation_effect": effect},
     )
     (out / "summary.md").write_text(text + "\n")
-    loss_curves_figure(mean_curves(results), out / "loss_curves.png")
+    loss_curves_figure(mean_curves(results), out / "loss_curves.png", quartile_curves(results))
     finals: dict[tuple[str, float], list[float]] = {}
     for r in results:
         finals.setdefault((r["model"], r["correlation"]), []).append(r["final_test_loss"])

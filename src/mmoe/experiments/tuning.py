@@ -118,31 +118,44 @@ def sample_trials(
     return [Trial(i, config, data_dir, o, single, max_epochs) for i, o in enumerate(drawn)]
 
 
-def run_trial(trial: Trial) -> dict[str, Any]:
-    """Train one trial; return its overrides, validation AUCs, steps and time."""
-    from mmoe.config import load_config, parse_config
-    from mmoe.training.run import train
+def run_paper_search(
+    plan: Sequence[Trial], workers: int | None = None, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Train the planned trials with :func:`mmoe.search.run_search` (what ``mmoe tune`` runs).
 
-    overrides = [
-        f"data.data_dir={trial.data_dir}",
-        f"training.epochs={trial.max_epochs}",
+    The trials' values come from :func:`sample_trials` (a :class:`mmoe.search.ListSearch`), so
+    a recorded search reruns trial for trial. Returns one record per trial: the trial's fields,
+    its validation AUCs at the best epoch, the best step and epoch, and seconds.
+    """
+    import json
+    import os
+
+    from mmoe.config import load_config
+    from mmoe.search import ListSearch, run_search
+
+    first = plan[0]
+    base = [
+        f"data.data_dir={first.data_dir}",
+        f"training.epochs={first.max_epochs}",
         f"training.patience={SEARCH_PATIENCE}",
-        *trial.overrides,
     ]
-    config = load_config(trial.config, overrides)
-    if trial.main_task_only:
-        raw = config.model_dump(mode="json")
-        raw["tasks"] = raw["tasks"][:1]
-        config = parse_config(raw)
-    run = train(config, progress=False)
-    best = run.metrics["best"]
-    return {
-        **asdict(trial),
-        "valid_auc": {t: m["auc"] for t, m in best["valid"].items()},
-        "best_step": best["step"],
-        "best_epoch": best["epoch"],
-        "seconds": run.metrics["seconds"]["total"],
-    }
+    if first.main_task_only:  # single-task: train the main task alone
+        main = load_config(first.config, base).tasks[0].model_dump(mode="json")
+        base.append(f"tasks={json.dumps([main])}")
+    search = ListSearch([t.overrides for t in plan])
+    results = run_search(
+        first.config, search, len(plan), base, workers or os.cpu_count() or 1, progress
+    )
+    return [
+        {
+            **asdict(trial),
+            "valid_auc": {t: m["auc"] for t, m in r["valid"].items()},
+            "best_step": r["best_step"],
+            "best_epoch": r["best_epoch"],
+            "seconds": r["seconds"],
+        }
+        for trial, r in zip(plan, results, strict=True)
+    ]
 
 
 def best_trial(results: Sequence[dict[str, Any]], main_task: str) -> dict[str, Any]:

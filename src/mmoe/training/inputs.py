@@ -8,7 +8,8 @@ evaluated as streams.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from mmoe.config import ParquetDatasetSource, RunConfig
 from mmoe.data.batch import Batch
 from mmoe.data.loaders import BatchSource, InMemorySource
 from mmoe.data.preprocessor import Preprocessor
-from mmoe.data.sources import load_splits
+from mmoe.data.sources import load_splits, memory_splits
 from mmoe.data.streaming import EvalStream, StreamingSource, open_stream
 from mmoe.data.tables import group_codes
 from mmoe.errors import DataError
@@ -36,6 +37,8 @@ class RunInputs:
     #: in-memory splits only).
     valid_groups: np.ndarray | None = None
     test_groups: np.ndarray | None = None
+    #: Rows of each split read into memory (empty for a stream), for the run's provenance.
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def prepare_inputs(
@@ -43,14 +46,19 @@ def prepare_inputs(
     preprocessor: Preprocessor | None,
     dist: DistContext,
     device: torch.device,
+    data: Mapping[str, Any] | None = None,
 ) -> RunInputs:
-    """Read (or open) the data, fit ``preprocessor`` unless one is given, build the source."""
+    """Read (or open) the data, fit ``preprocessor`` unless one is given, build the source.
+
+    ``data``: tables in memory (``{"train": df, "valid": df, "test": df}``) instead of the
+    config's ``data:`` section (``mmoe.train(config, data=...)``).
+    """
     weight_column = getattr(config.data, "weight_column", None)
     if preprocessor is None:
         preprocessor = Preprocessor(config.features, config.tasks, weight_column)
-    if isinstance(config.data, ParquetDatasetSource):
+    if isinstance(config.data, ParquetDatasetSource) and data is None:
         return _streamed(config, config.data, preprocessor, dist, device)
-    splits = load_splits(config.data)
+    splits = load_splits(config.data) if data is None else memory_splits(data, config.data)
     if not preprocessor.is_fitted:
         preprocessor.fit(splits.train)
     # Encode every split before training, so a bad validation or test file fails fast.
@@ -69,7 +77,10 @@ def prepare_inputs(
     test_groups = (
         None if group_by is None or splits.test is None else group_codes(splits.test, group_by)
     )
-    return RunInputs(preprocessor, source, valid, test, valid_groups, test_groups)
+    rows = {"train": splits.train.num_rows, "valid": splits.valid.num_rows}
+    if splits.test is not None:
+        rows["test"] = splits.test.num_rows
+    return RunInputs(preprocessor, source, valid, test, valid_groups, test_groups, rows)
 
 
 def _streamed(

@@ -15,6 +15,7 @@ models) and a ``torch.optim`` optimizer elsewhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -291,7 +292,9 @@ def make_optimizer(
     """The optimizer ``name`` over the parameters that require a gradient.
 
     Args:
-        name: ``"adam"``: :class:`FusedAdam` for float32 CPU parameters (mmoe's models),
+        name: ``"adam"``: :class:`FusedAdam` for float32 CPU parameters (mmoe's models; if
+            this torch lacks the private kernel, ``torch.optim.Adam(fused=True)`` or, failing
+            that, torch's default Adam loop),
             ``torch.optim.Adam(fused=True)`` when all are float32 or bfloat16 CUDA parameters,
             plain ``torch.optim.Adam`` otherwise. ``"adamw"``: the same with AdamW's decoupled
             weight decay (``FusedAdam(decoupled_weight_decay=True)`` or ``torch.optim.AdamW``).
@@ -317,13 +320,64 @@ def make_optimizer(
     ]
     flat = [p for group in groups for p in group["params"]]
     decoupled = name == "adamw"
-    if name != "torch_adam" and flat and all(map(_fusable, flat)):
+    cpu_fusable = bool(flat) and all(map(_fusable, flat))
+    if name != "torch_adam" and cpu_fusable and private_kernel_works(decoupled):
         return FusedAdam(groups, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled)
     if name == "torch_adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    fused = bool(flat) and all(map(_cuda_fusable, flat))
+    # CUDA tensors, or a torch whose private kernel is missing or changed: torch.optim's own
+    # fused implementation where it works (the same update), else its default loop.
+    fused = bool(flat) and (
+        all(map(_cuda_fusable, flat)) or (cpu_fusable and torch_fused_works(decoupled))
+    )
     optimizer_class = torch.optim.AdamW if decoupled else torch.optim.Adam
     return optimizer_class(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+@functools.cache
+def private_kernel_works(decoupled: bool = False) -> bool:
+    """Whether this torch has ``torch._fused_adam_`` (``_fused_adamw_``) as FusedAdam calls it.
+
+    The kernel is private: a torch release may rename it or change its arguments. One update of
+    a one-element tensor is tried once per process; on any failure :func:`make_optimizer` falls
+    back to ``torch.optim.Adam(fused=True)`` (``AdamW``), which runs the same update.
+    ``tests/test_optim.py`` simulates a torch without the kernel.
+
+    Example:
+        >>> private_kernel_works()
+        True
+    """
+    name = "_fused_adamw_" if decoupled else "_fused_adam_"
+    kernel = getattr(torch, name, None)
+    if kernel is None:
+        return False
+    p, g = torch.zeros(1), torch.ones(1)
+    m, v, step = torch.zeros(1), torch.zeros(1), torch.ones(())
+    try:
+        kernel(
+            [p], [g], [m], [v], [], [step], lr=0.1, beta1=0.9, beta2=0.999,
+            weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False,
+        )  # fmt: skip
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return bool(p.item() < 0)  # one Adam step against a positive gradient lowers the weight
+
+
+@functools.cache
+def torch_fused_works(decoupled: bool = False) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` (``AdamW``) can step a float32 CPU tensor here.
+
+    Tried once per process, only when :func:`private_kernel_works` is false: the fallback
+    prefers torch's fused implementation and takes its default loop when that fails too.
+    """
+    param = nn.Parameter(torch.zeros(1))
+    param.grad = torch.ones(1)
+    optimizer_class = torch.optim.AdamW if decoupled else torch.optim.Adam
+    try:
+        optimizer_class([param], lr=0.1, fused=True).step()
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def make_adam(

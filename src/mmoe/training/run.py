@@ -16,7 +16,7 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from mmoe.artifacts import HISTORY_FILE, METRICS_FILE, PREPROCESSOR_FILE
-from mmoe.config import ParquetDatasetSource, RunConfig, load_config, parse_config
+from mmoe.config import ParquetDatasetSource, RunConfig, load_config, parse_config, read_raw_config
+from mmoe.data.checks import warn_undefined_metrics
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits
 from mmoe.errors import ArtifactError, ConfigError, TrainingInterrupted
@@ -34,6 +35,8 @@ from mmoe.logs import enable_console_logging
 from mmoe.models.ensemble import SeedEnsemble
 from mmoe.models.registry import build_model
 from mmoe.predictor import TrainedModel
+from mmoe.provenance import PROVENANCE_FILE, data_fingerprint, environment
+from mmoe.tracking import Tracker
 from mmoe.training import checkpoint as ckpt
 from mmoe.training.distributed import init_distributed, local_device, shutdown
 from mmoe.training.ensemble import ensemble_metrics, member_configs
@@ -74,27 +77,46 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     resume: bool = False,
+    data: Mapping[str, Any] | None = None,
 ) -> Run:
     """Train the model a run config describes and return it with its metrics.
 
     Args:
-        config: a ``RunConfig``, a mapping, or the path of a YAML config.
+        config: a ``RunConfig``, a mapping, or the path of a YAML config (or a shipped
+            config's name, e.g. ``"census/group1-mmoe"``).
         out_dir: where to save the run directory; ``None`` keeps everything in memory (and
             writes no checkpoint).
         overrides: ``key.path=value`` strings applied to the config (like ``--set``).
         progress: show a progress bar and per-evaluation lines on stderr.
         overwrite: replace an existing ``out_dir`` (only once the new run is complete).
         resume: continue from the last checkpoint in ``<out_dir>.partial``.
+        data: tables in memory instead of the config's ``data:`` section: ``{"train": df,
+            "valid": df, "test": df}`` with pandas DataFrames or pyarrow Tables (``valid`` and
+            ``test`` optional). The config's ``data:`` section may then be left out.
 
     Example:
         >>> run = train({"data": {"source": "synthetic", "num_train": 500},
         ...              "training": {"epochs": 1}}, progress=False)
         >>> sorted(run.metrics["test"])
         ['y1', 'y2']
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"city": list("abcab") * 40, "clicked": [1, 0, 0, 1, 0] * 40})
+        >>> cfg = {"features": {"categorical": ["city"]},
+        ...        "tasks": [{"name": "click", "column": "clicked", "type": "binary"}],
+        ...        "training": {"epochs": 1}}
+        >>> train(cfg, data={"train": df}, progress=False).metrics["valid"]["click"]["rows"]
+        20
     """
+    if data is None and isinstance(config, Mapping):
+        config, data = _tables_from_config(config)
     command = _resume_command(config, overrides, out_dir)
-    config = resolve_config(config, overrides)
+    config = resolve_config(config, overrides, in_memory=data is not None)
     if config.training.ensemble_size > 1:
+        if data is not None:
+            raise ConfigError(
+                "a seed ensemble reads its data from the config; train it from files "
+                "(data.source table) or train the members one by one"
+            )
         return _train_ensemble(config, out_dir, progress, overwrite, resume)
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
@@ -117,7 +139,7 @@ def train(
             assert staging is not None and checkpoint_dir is not None
             _check_resumable(staging, checkpoint_dir, config)
             fitted = Preprocessor.load(checkpoint_dir / PREPROCESSOR_FILE)
-        inputs = prepare_inputs(config, fitted, dist, device)
+        inputs = prepare_inputs(config, fitted, dist, device, data)
         preprocessor, valid_batch, test_batch = inputs.preprocessor, inputs.valid, inputs.test
         valid_groups, test_groups = inputs.valid_groups, inputs.test_groups
         targets = preprocessor.target_stats_
@@ -131,9 +153,22 @@ def train(
             write_json(staging / RUN_CONFIG_FILE, config.model_dump(mode="json"))
             preprocessor.save(staging / CHECKPOINT_DIR / PREPROCESSOR_FILE)
 
+        tracker = Tracker(
+            config.training.log_to if dist.is_main else [],
+            staging,
+            config.model_dump(mode="json"),
+            config.name or (out.name if out is not None else config.model.name),
+            final_dir=out,
+        )
+
         def log_record(record: dict[str, Any]) -> None:
             if staging is not None:
                 append_jsonl(staging / HISTORY_FILE, record)
+            tracker.log_evaluation(record)
+
+        def log_step(step: int, losses: dict[str, float], lr: float) -> None:
+            scalars = {f"train/{task}/loss_running": v for task, v in losses.items()}
+            tracker.log_scalars({**scalars, "learning_rate": lr}, step)
 
         source = inputs.source
         monitor = (config.monitor().name, config.monitor_metric())
@@ -148,6 +183,7 @@ def train(
             dist=dist,
             checkpoint_dir=checkpoint_dir,
             on_evaluate=log_record,
+            on_log_step=log_step if config.training.log_to else None,
             progress=progress,
             target_stats=targets,
             valid_groups=valid_groups,
@@ -159,8 +195,11 @@ def train(
                 write_jsonl(staging / HISTORY_FILE, trainer.state.history)
             if dist.is_main:
                 log.info(f"resuming {staging} at step {trainer.state.step}")
-        with _stop_on_signals(trainer, command):
-            result = trainer.fit()
+        try:
+            with _stop_on_signals(trainer, command):
+                result = trainer.fit()
+        finally:
+            tracker.close()
         trained_at = time.perf_counter()
         model = trainer.model
         if not dist.is_main:
@@ -178,6 +217,8 @@ def train(
             metrics["test"] = evaluate(
                 model, test_batch, config.tasks, target_stats=targets, groups=test_groups
             )
+        for split in ("valid", "test"):
+            warn_undefined_metrics(metrics.get(split, {}))
         metrics["seconds"] = {
             "prepare": round(prepared - start, 3),
             "train": round(trained_at - prepared, 3),
@@ -190,6 +231,9 @@ def train(
         if out is not None and staging is not None:
             trained.save(staging)
             write_json(staging / METRICS_FILE, metrics)
+            fingerprint = data_fingerprint(config.data, inputs.rows)
+            provenance = {"environment": environment(), "data": fingerprint}
+            write_json(staging / PROVENANCE_FILE, provenance)
             _publish(staging, out)
         return Run(trained, metrics, out, result.history)
     finally:
@@ -242,9 +286,25 @@ def _train_ensemble(
 
 
 def resolve_config(
-    config: RunConfig | dict[str, Any] | str | Path, overrides: list[str] | tuple[str, ...] = ()
+    config: RunConfig | dict[str, Any] | str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    in_memory: bool = False,
 ) -> RunConfig:
-    """A validated ``RunConfig`` from a config object, mapping or YAML path, with overrides."""
+    """A validated ``RunConfig`` from a config object, mapping or YAML path, with overrides.
+
+    ``in_memory``: the data comes as tables in Python, so the ``data:`` section becomes
+    ``{source: memory}`` (keeping a table section's ``valid_fraction`` and ``split_seed``).
+    """
+    if in_memory:
+        if isinstance(config, str | Path):
+            raw = read_raw_config(config)[1]
+        elif isinstance(config, RunConfig):
+            raw = config.model_dump(mode="json")
+        else:
+            raw = dict(config)
+        given = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        kept = {k: given[k] for k in ("valid_fraction", "split_seed") if k in given}
+        return parse_config({**raw, "data": {"source": "memory", **kept}}, overrides)
     if isinstance(config, str | Path):
         return load_config(config, overrides)
     if isinstance(config, RunConfig):
@@ -252,6 +312,24 @@ def resolve_config(
             return config
         config = config.model_dump(mode="json")
     return parse_config(config, overrides)
+
+
+def _tables_from_config(
+    config: Mapping[str, Any],
+) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """Tables given in place of paths (``data: {train: df}``) become ``data=`` tables."""
+    section = config.get("data")
+    if not isinstance(section, Mapping):
+        return config, None
+    tables = {
+        k: v
+        for k, v in section.items()
+        if k in ("train", "valid", "test") and v is not None and not isinstance(v, str | Path)
+    }
+    if not tables:
+        return config, None
+    rest = {k: v for k, v in section.items() if k not in ("train", "valid", "test", "source")}
+    return {**config, "data": rest}, tables
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:

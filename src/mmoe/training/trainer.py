@@ -81,6 +81,8 @@ class Trainer:
         dist: this process's place in a data-parallel run.
         checkpoint_dir: where checkpoints go (rank 0 writes); ``None``: no checkpoints.
         on_evaluate: called on rank 0 with every evaluation record (e.g. to log it to a file).
+        on_log_step: called on rank 0 every ``config.log_every_steps`` steps with the step, the
+            running training loss per task and the learning rate (for experiment trackers).
         progress: show a progress bar and per-evaluation log lines (rank 0 only).
         target_stats: the preprocessor's ``target_stats_``: validation metrics of standardised
             regression tasks are reported in the target's own unit.
@@ -119,6 +121,7 @@ class Trainer:
         dist: DistContext | None = None,
         checkpoint_dir: Path | None = None,
         on_evaluate: Callable[[dict[str, Any]], None] | None = None,
+        on_log_step: Callable[[int, dict[str, float], float], None] | None = None,
         progress: bool = True,
         target_stats: dict[str, dict[str, float]] | None = None,
         valid_groups: np.ndarray | None = None,
@@ -136,6 +139,9 @@ class Trainer:
         self.source, self.valid, self.tasks = source, valid, list(tasks)
         self.config, self.monitor = config, monitor
         self.checkpoint_dir, self.on_evaluate = checkpoint_dir, on_evaluate
+        self.on_log_step = on_log_step
+        # Rank 0 reports the running loss every log_every steps (None: never; no host sync).
+        self.log_every = config.log_every_steps if on_log_step and self.dist.is_main else None
         self.progress = progress and self.dist.is_main
         self.target_stats, self.valid_groups = target_stats, valid_groups
         self.loss_fn = MultiTaskLoss(tasks).to(self.device)
@@ -229,6 +235,8 @@ class Trainer:
             self.train_step(part)
             bar.update()
             step = state.step
+            if self.log_every and step % self.log_every == 0:
+                self._log_step()
             evaluated = stop = False
             if (every is not None and step % every == 0) or step == total:
                 stop = self.evaluation_step()
@@ -298,6 +306,14 @@ class Trainer:
         self.weighting.before_step()
         self.optimizer.step()
         self.weighting.after_step()
+
+    def _log_step(self) -> None:
+        """Report the running training loss (a host sync: only every log_every_steps)."""
+        assert self.on_log_step is not None
+        loss = (self.running / max(self.state.running_steps, 1)).tolist()
+        names = [t.name for t in self.tasks]
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.on_log_step(self.state.step, dict(zip(names, loss, strict=True)), lr)
 
     def evaluation_step(self) -> bool:
         """Evaluate on the validation split, log, keep the best; return whether to stop."""
