@@ -22,7 +22,7 @@ from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import load_splits, memory_splits
 from mmoe.data.streaming import EvalStream, StreamingSource, open_stream
 from mmoe.data.tables import group_codes
-from mmoe.errors import DataError
+from mmoe.errors import ConfigError, DataError
 from mmoe.training.distributed import DistContext
 from mmoe.training.evaluation import LabelledStream, evaluate
 
@@ -90,6 +90,12 @@ def _streamed(
     dist: DistContext,
     device: torch.device,
 ) -> RunInputs:
+    if not config.features.plain_numeric:
+        raise ConfigError(
+            "numeric encodings other than standardize are fitted on whole training columns, "
+            "which a parquet_dataset stream does not hold; use encoding: standardize, or "
+            "data.source: table"
+        )
     columns = [*config.features.column_names, *(t.column for t in config.tasks)]
     if data.weight_column is not None:
         columns.append(data.weight_column)
