@@ -114,13 +114,13 @@ class Preprocessor:
             codes = pc.index_in(text, value_set=vocab)  # null where unknown or missing
             cat[:, j] = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False) + 1
         num = np.zeros((n, len(self.features.numeric)), dtype=np.float32)
+        raw = {}  # values before imputation, for the encodings
         for j, feat in enumerate(self.features.numeric):
             stats = self.numeric_stats_[feat.name]
-            x = self._numeric(table, feat)
+            x = raw[feat.name] = self._numeric(table, feat)
             x = np.where(np.isfinite(x), x, stats["mean"])
             num[:, j] = (x - stats["mean"]) / stats["std"]
         if self.numeric_encodings_:
-            raw = {f.name: self._numeric(table, f) for f in self.features.numeric}
             zs = {f.name: num[:, j] for j, f in enumerate(self.features.numeric)}
             means = {k: v["mean"] for k, v in self.numeric_stats_.items()}
             codes, num = encodings.encode_columns(
