@@ -105,3 +105,56 @@ def test_cgc_and_ple_census_configs_and_search_space(method):
         assert load_config(path).model.name == method
         for trial in sample_trials(method, 6, str(path), "d", search_seed=0):
             assert load_config(path, list(trial.overrides)).model.name == method
+
+
+def test_ensemble_row_scores_the_mean_of_the_seeds_logits(tmp_path):
+    import numpy as np
+
+    from mmoe.experiments.census_tables import ensemble_rows
+
+    labels = np.array([[0, 1], [1, 0], [0, 0], [1, 1]], dtype=np.float32)
+    mask = np.ones_like(labels, dtype=bool)
+    # Seed 0 ranks income wrong on rows 1/2, seed 1 on rows 0/3; their mean ranks all right.
+    seeds = [
+        np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 0.0], [4.0, 1.0]]),
+        np.array([[3.0, 1.0], [4.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]),
+    ]
+    for seed, logits in enumerate(seeds):
+        arrays = {"test_logits": logits, "test_labels": labels, "test_mask": mask}
+        np.savez(tmp_path / f"mmoe-seed{seed}.npz", **arrays)
+    runs = [run("mmoe", s, {}, {}) for s in (0, 1)] + [run("lightgbm", 0, {}, {}, "income")]
+    (row,) = ensemble_rows(runs, group=1, predictions_dir=tmp_path)
+    assert row["method"] == "mmoe_ensemble" and row["runs"] == 2
+    assert row["mean"] == {"income": 1.0, "marital": 1.0}
+    assert "| MMoE ensemble of 2 | 2 | 1.0000 ± 0.0000 |" in format_table([row], group=1)
+
+
+def test_lightgbm_uses_the_searched_parameters_of_its_group(tmp_path):
+    from mmoe.experiments.gbdt import LIGHTGBM_PARAMS, sample_params, tuned_params
+
+    config = tmp_path / "group2-single-task.yaml"
+    assert tuned_params(config, "education") == LIGHTGBM_PARAMS  # no search record yet
+    (tmp_path / "tuning").mkdir()
+    best = {"education": {"learning_rate": 0.1, "num_leaves": 15}}
+    (tmp_path / "tuning" / "group2-lightgbm.json").write_text(json.dumps({"best": best}))
+    assert tuned_params(config, "education")["num_leaves"] == 15
+    assert tuned_params(config, "marital") == LIGHTGBM_PARAMS
+    trials = sample_params(6, search_seed=1)
+    assert trials[0] == LIGHTGBM_PARAMS and len({str(t) for t in trials}) == 6
+
+
+def test_paper_tune_lightgbm_searches_each_task_on_validation(small_census_dir, tmp_path, capsys):
+    pytest.importorskip("lightgbm")
+    code, _, err = cli(
+        "paper", "tune", "--group", "1", "--method", "lightgbm", "--data-dir", small_census_dir,
+        "--trials", "2", "--workers", "1", "--out", tmp_path, "-q", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "group1-lightgbm.json").read_text())
+    assert set(record["best"]) == {"income", "marital"}
+    for search in record["tasks"].values():
+        assert [t["index"] for t in search["trials"]] == [0, 1]
+        assert not any("test" in t for t in search["trials"])
+        best = max(search["trials"], key=lambda t: t["valid_auc"])
+        assert record["best"][search["task"]] == best["params"]
+    assert "## income" in (tmp_path / "group1-lightgbm.md").read_text()

@@ -48,8 +48,7 @@ and ``tree_bins`` needs every (value, label) pair sorted by value. Those three a
 second pass over a sample.
 
 Example:
-    >>> from mmoe.errors import ConfigError
-from mmoe.specs import FeaturesConfig, NumericFeature
+    >>> from mmoe.specs import NumericFeature
     >>> x = np.array([0.0, 0.0, 0.0, 1.0, 2.0, 2.0, np.nan])
     >>> enc = fit_encoding(NumericFeature(name="x", encoding="values", min_frequency=2), x)
     >>> enc.values, enc.transform(x)[0].tolist()

@@ -262,13 +262,13 @@ class Preprocessor:
         for j, feat in enumerate(self.features.categorical):
             cat[:, j] = lookups[feat.name](column(table, feat.name, "categorical feature"))
         num = np.zeros((n, len(self.features.numeric)), dtype=np.float32)
+        raw = {}  # values before imputation, for the encodings
         for j, feat in enumerate(self.features.numeric):
             stats = self.numeric_stats_[feat.name]
-            x = self._numeric(table, feat)
+            x = raw[feat.name] = self._numeric(table, feat)
             x = np.where(np.isfinite(x), x, stats["mean"])
             num[:, j] = (x - stats["mean"]) / stats["std"]
         if self.numeric_encodings_:
-            raw = {f.name: self._numeric(table, f) for f in self.features.numeric}
             zs = {f.name: num[:, j] for j, f in enumerate(self.features.numeric)}
             means = {k: v["mean"] for k, v in self.numeric_stats_.items()}
             codes, num = encodings.encode_columns(
