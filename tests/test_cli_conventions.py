@@ -231,4 +231,4 @@ def test_provenance_records_environment_and_data(table_run):
 
     assert data["files"][0]["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     rows = {k: v["rows"] for k, v in data["splits"].items()}
-    assert rows == {"train": 486, "valid": 54, "test": 60}  # valid: 10% of what test left
+    assert rows == {"train": 480, "valid": 60, "test": 60}  # 10% of the rows each
