@@ -33,7 +33,8 @@ files.
 Example:
     >>> import tempfile, pyarrow.dataset as ds
     >>> out = Path(tempfile.mkdtemp()) / "log"
-    >>> info = write_ranking_log(out, rows=5_000, days=2, chunk_rows=2_000, progress=False)
+    >>> info = write_ranking_log(out, rows=5_000, days=2, chunk_rows=2_000, num_users=900,
+    ...                          num_items=300, progress=False)
     >>> ds.dataset(out, partitioning="hive").count_rows(), info["files"]
     (5000, 4)
 """

@@ -26,7 +26,8 @@ Example:
     >>> from mmoe.data.ranking import write_ranking_log
     >>> from mmoe.specs import FeaturesConfig, TaskSpec
     >>> folder = Path(tempfile.mkdtemp()) / "log"
-    >>> _ = write_ranking_log(folder, rows=3_000, days=3, row_group_rows=500, progress=False)
+    >>> _ = write_ranking_log(folder, rows=3_000, days=3, row_group_rows=500, num_users=900,
+    ...                       num_items=300, progress=False)
     >>> click = TaskSpec(name="click", column="click", type="binary")
     >>> rows = ParquetRows(str(folder), ["user_id", "item_id", "click"])
     >>> rows.num_rows, len(rows.units)
