@@ -169,14 +169,24 @@ def start_server(model: Path, port: int, threads: int | None, workers: int) -> t
     return proc, time.perf_counter() - started
 
 
-def rate(fn, rows: int, seconds: float = 2.0) -> float:
-    """rows/s of ``fn`` over about ``seconds`` (after one warm-up call)."""
+def rate(fn, rows: int, seconds: float = 2.0) -> tuple[float, float]:
+    """rows per wall second and rows per CPU second of ``fn`` (after one warm-up call).
+
+    On a shared machine the CPU figure is the steadier one: it counts only this process's work.
+    """
     fn()
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         fn()
         n += 1
-    return n * rows / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return n * rows / wall, n * rows / max(cpu, 1e-9)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def predict_before(trained: mmoe.TrainedModel, df) -> np.ndarray:
@@ -239,13 +249,16 @@ def main() -> None:
         for _ in range(2):  # interleaved
             for key, session in sessions.items():
                 feed = {"categorical": cat[:n], "numeric": num[:n]}
-                r = rate(lambda s=session, f=feed: s.run(tasks[:1], f), n, 1.0)
+                r, c = rate(lambda s=session, f=feed: s.run(tasks, f), n, 1.0)
                 figures.setdefault(f"ort_threads_{key or 'default'}", []).append(r)
+                figures.setdefault(f"ort_threads_{key or 'default'}_cpu", []).append(c)
             df = frames[n]
-            after = rate(lambda df=df: trained.predict(df), n)
+            after, after_cpu = rate(lambda df=df: trained.predict(df), n)
             figures.setdefault("predict_after", []).append(after)
-            before = rate(lambda df=df: predict_before(trained, df), n)
+            figures.setdefault("predict_after_cpu", []).append(after_cpu)
+            before, before_cpu = rate(lambda df=df: predict_before(trained, df), n)
             figures.setdefault("predict_before", []).append(before)
+            figures.setdefault("predict_before_cpu", []).append(before_cpu)
         inproc[n] = figures
         cells = "  ".join(f"{k} {statistics.median(v):,.0f}" for k, v in figures.items())
         print(f"in-process rows/s, batch {n}: {cells}")
@@ -281,13 +294,16 @@ def main() -> None:
     cells = []
     print(
         "\nconcurrency  rows/req  requests   p50 ms   p99 ms     rows/s  errors  "
-        "vs ort(best)  vs predict"
+        "vs ort(best)  vs predict  server CPU ms/req  rows/CPU-s  vs ort CPU"
     )
     for size in SIZES:
         bodies = bodies_of(size)
-        ceiling = max(statistics.median(v) for k, v in inproc[size].items() if k.startswith("ort"))
+        ort_keys = [k for k in inproc[size] if k.startswith("ort") and not k.endswith("_cpu")]
+        ceiling = max(statistics.median(inproc[size][k]) for k in ort_keys)
+        cpu_ceiling = statistics.median(inproc[size]["ort_threads_1_cpu"])
         predict_rate = statistics.median(inproc[size]["predict_after"])
         for conc in CONCURRENCY:
+            cpu_before = cpu_seconds(proc.pid)
             result = asyncio.run(
                 drive(
                     port,
@@ -298,6 +314,7 @@ def main() -> None:
                     checker(bodies, size),
                 )
             )
+            server_cpu = (cpu_seconds(proc.pid) - cpu_before) / max(result["requests"], 1)
             lat = np.array(result["latencies"]) * 1e3
             rows_s = result["requests"] * size / result["seconds"]
             errors = sum(n for s, n in result["statuses"].items() if s != 200)
@@ -312,12 +329,17 @@ def main() -> None:
                 "problems": result["problems"][:5],
                 "vs_ort": rows_s / ceiling,
                 "vs_predict": rows_s / predict_rate,
+                "server_cpu_ms_per_request": server_cpu * 1e3,
+                "rows_per_server_cpu_second": size / max(server_cpu, 1e-9),
+                "vs_ort_cpu": size / max(server_cpu, 1e-9) / cpu_ceiling,
             }
             cells.append(cell)
             print(
                 f"{conc:>11}  {size:>8}  {cell['requests']:>8}  {cell['p50_ms']:>7.2f}  "
                 f"{cell['p99_ms']:>7.2f}  {rows_s:>9,.0f}  {errors:>6}  "
-                f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}"
+                f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}  "
+                f"{cell['server_cpu_ms_per_request']:>17.2f}  "
+                f"{cell['rows_per_server_cpu_second']:>10,.0f}  {cell['vs_ort_cpu']:>10.2f}"
                 + (f"  PROBLEMS: {result['problems'][:2]}" if result["problems"] else "")
             )
     report["cells"] = cells
