@@ -318,3 +318,21 @@ def test_gate_rows_and_expert_names_describe_the_gate_tensor() -> None:
         assert model.expert_names == ("expert0", "expert1", "expert2")
         assert gates.shape[1:] == (len(model.gate_rows), len(model.expert_names))
     assert SharedBottom(inputs, ["a"]).gate_rows == ()
+
+
+@pytest.mark.parametrize("name", ["cgc", "ple"])
+def test_gate_dropout_of_cgc_and_ple_keeps_the_selection_and_is_off_in_eval(name):
+    """Dropped gate weights renormalise over the experts a gate selects; eval is unchanged."""
+    plain, dropped = make(name), make(name, gate_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    batch = random_batch()
+    plain.eval(), dropped.eval()
+    _, g0 = plain(batch.categorical, batch.numeric, return_gates=True)
+    _, g1 = dropped(batch.categorical, batch.numeric, return_gates=True)
+    assert torch.equal(g0, g1)
+    dropped.train()
+    torch.manual_seed(3)
+    _, g2 = dropped(batch.categorical, batch.numeric, return_gates=True)
+    assert torch.allclose(g2.sum(-1), torch.ones(g2.shape[:2]))
+    assert (g2[g0 == 0] == 0).all()  # an unselected expert never gets weight
+    assert (g2 == 0).sum() > (g0 == 0).sum()  # some selected experts were dropped

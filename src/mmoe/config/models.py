@@ -151,6 +151,8 @@ class CGCConfig(InputBlockConfig):
         default=0.0, ge=0.0, lt=1.0, description="Dropout after each hidden ReLU."
     )
 
+    gate_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description=GATE_DROPOUT_HELP)
+
     @model_validator(mode="after")
     def _every_gate_has_an_expert(self) -> CGCConfig:
         if self.num_shared_experts + self.num_task_experts < 1:

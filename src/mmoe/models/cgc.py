@@ -52,6 +52,8 @@ class ExtractionLevel(nn.Module):
         expert_hidden: layer widths of every expert; ``H = expert_hidden[-1]``.
         gate_hidden: hidden layers in front of each gate (empty: the paper's linear gate).
         dropout: after each hidden ReLU of the experts.
+        gate_dropout: drop each selected expert's gate weight with this probability in training
+            and renormalise (``layers.gate_dropout``); 0 turns it off.
         shared_gate: add the shared gate over all ``E`` experts (PLE's non-final levels).
 
     Example:
@@ -74,6 +76,7 @@ class ExtractionLevel(nn.Module):
         gate_hidden: Sequence[int] = (),
         dropout: float = 0.0,
         shared_gate: bool = False,
+        gate_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         assert num_task_experts + num_shared_experts >= 1, "a gate needs at least one expert"
@@ -94,10 +97,10 @@ class ExtractionLevel(nn.Module):
             for k in range(num_tasks)
         ]
         self.register_buffer("task_selection", torch.tensor(selected), persistent=False)
-        self.task_gates = Gates(in_dim, num_tasks, len(selected[0]), gate_hidden)
+        self.task_gates = Gates(in_dim, num_tasks, len(selected[0]), gate_hidden, gate_dropout)
         # Nothing reads the shared gate's output when no shared expert follows it.
         self.shared_gate = (
-            Gates(in_dim, 1, num_experts, gate_hidden)
+            Gates(in_dim, 1, num_experts, gate_hidden, gate_dropout)
             if shared_gate and num_shared_experts > 0
             else None
         )
@@ -154,6 +157,7 @@ class CGC(MultiTaskModel):
         cross_layers: int = 0,
         cross_rank: int | None = None,
         input_dropout: float = 0.0,
+        gate_dropout: float = 0.0,
     ) -> None:
         super().__init__(inputs, task_names, cross_layers, cross_rank, input_dropout)
         self.level = ExtractionLevel(
@@ -164,6 +168,7 @@ class CGC(MultiTaskModel):
             expert_hidden,
             gate_hidden,
             dropout,
+            gate_dropout=gate_dropout,
         )
         self.towers = task_towers(self.num_tasks, expert_hidden[-1], tower_hidden, dropout)
 

@@ -61,6 +61,7 @@ class PLE(MultiTaskModel):
         cross_layers: int = 0,
         cross_rank: int | None = None,
         input_dropout: float = 0.0,
+        gate_dropout: float = 0.0,
     ) -> None:
         super().__init__(inputs, task_names, cross_layers, cross_rank, input_dropout)
         assert num_levels >= 1
@@ -75,6 +76,7 @@ class PLE(MultiTaskModel):
                 gate_hidden,
                 dropout,
                 shared_gate=j < num_levels - 1,
+                gate_dropout=gate_dropout,
             )
             for j, width in enumerate(widths)
         )
