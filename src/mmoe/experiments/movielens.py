@@ -88,7 +88,7 @@ def build_table(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per method: mean and standard deviation over seeds of each task's test metric.
 
     Example:
-        >>> runs = [{"method": "mmoe", "seed": s, "task": None,
+        >>> runs = [{"method": "mmoe", "seed": s, "task": None, "seconds": 10.0,
         ...          "test": {"rating": {"rmse": r}, "like": {"auc": a}}}
         ...         for s, r, a in [(0, 1.0, 0.7), (1, 0.8, 0.8)]]
         >>> row = build_table(runs)[0]
