@@ -15,6 +15,7 @@ CONFIG = ROOT / "configs/census/group1-mmoe.yaml"
 DEFAULT_DATA_DIR = ROOT.parent / "shared/data/census-income"
 BENCHMARK_MODEL = [
     "features.embedding_dim=4",
+    "features.numeric_encoding=standardize",  # the plain inputs, whatever the config ships
     "model.num_experts=8",
     "model.expert_hidden=[16]",
     "model.tower_hidden=[8]",

@@ -100,7 +100,10 @@ def prepare(data_dir: Path, rows: int | None, out: Path) -> dict[str, Any]:
     from mmoe.data.census import load_census
 
     # The configuration, not the tuned one the YAML ships: embeddings of width 4.
-    config = mmoe.load_config(CONFIG, [f"features.embedding_dim={EMBEDDING_DIM}"])
+    # Plain numeric columns, as the peers get them, whatever encoding the YAML ships.
+    config = mmoe.load_config(
+        CONFIG, [f"features.embedding_dim={EMBEDDING_DIM}", "features.numeric_encoding=standardize"]
+    )
     train, valid, test = load_census(data_dir, split_seed=SEED)
     if rows is not None and rows < train.num_rows:
         keep = np.sort(np.random.default_rng(SEED).choice(train.num_rows, rows, replace=False))
