@@ -195,11 +195,11 @@ def _encoding_codes(
     """
     out = f"mmoe/enc/{name}"
     kept = np.asarray(values, dtype=np.float64)
-    axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
+    if not kept.size and kind == "values":  # nothing kept: every value is unknown
+        shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
+        return part.node("ConstantOfShape", [shape], out, value=_int64_tensor(0))
     if kind == "values":
-        if not kept.size:  # nothing kept: every value is unknown
-            shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
-            return part.node("ConstantOfShape", [shape], out, value=_int64_tensor(0))
+        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
         lo = part.const(f"mmoe/enc_lo/{name}", lowest_at_least(kept, transform)[None, :])
         hi = part.const(f"mmoe/enc_hi/{name}", highest_at_most(kept, transform)[None, :])
         ranks = part.const(f"mmoe/enc_ranks/{name}", np.arange(1, kept.size + 1)[None, :])
@@ -212,6 +212,7 @@ def _encoding_codes(
     one = part.const(f"mmoe/enc_one/{name}", np.array(1, dtype=np.int64))
     zero = part.const(f"mmoe/enc_zero/{name}", np.array(0, dtype=np.int64))
     if kept.size:
+        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
         c = part.const(f"mmoe/enc_edges/{name}", lowest_at_least(kept, transform)[None, :])
         above = part.node("GreaterOrEqual", [x, c], f"mmoe/enc_ge/{name}")
         above64 = part.node("Cast", [above], f"mmoe/enc_above/{name}", to=TensorProto.INT64)
