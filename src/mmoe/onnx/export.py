@@ -2,12 +2,16 @@
 
 The file takes the raw feature columns (one input per column: strings for categorical
 features, doubles for numeric ones with NaN = missing, dynamic batch) and returns one output per
-task (probability of a binary task, value of a regression task) and, for gated models, the gate
-weights ``gates (N, G, E)``; ``categorical_codes (N, Fc)`` (0 = unknown) lets a server count
-unknown categories. With ``tensor_inputs`` it takes the encoded ``categorical`` and ``numeric``
+task (probability of a binary task, value of a regression task: a standardised regression task's
+output is ``z * std + mean`` in float64, in the target's own unit, as ``mmoe predict`` gives it)
+and, for gated models, the gate weights ``gates (N, G, E)`` (for a seed ensemble, every member's
+gates stacked along ``G``: see ``mmoe.gate_rows``); ``categorical_codes (N, Fc)`` (0 = unknown)
+lets a server count unknown categories. Numeric encodings (bins, values, piecewise-linear parts)
+are part of the graph. With ``tensor_inputs`` it takes the encoded ``categorical`` and ``numeric``
 tensors instead. Before writing, onnxruntime scores rows of the run's validation data with
 unknown categories, missing categories and missing numbers mixed in, and the export refuses to
-write if any output differs from ``TrainedModel.predict`` by more than ``tolerance``.
+write if any output differs from ``TrainedModel.predict`` by more than ``tolerance`` (measured in
+standard deviations of the target for a standardised regression task).
 
 Example:
     >>> import mmoe                                                     # doctest: +SKIP
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -31,8 +36,9 @@ import onnx
 import pyarrow as pa
 
 from mmoe.artifacts import FORMAT_VERSION, WEIGHTS_FILE
-from mmoe.errors import ArtifactError, DataError, MmoeError
+from mmoe.errors import ArtifactError, DataError, MmoeError, MmoeWarning
 from mmoe.io import write_bytes
+from mmoe.models.ensemble import SeedEnsemble
 from mmoe.onnx.graph import CATEGORICAL, CODES, GATES, NUMERIC, join, output_nodes
 from mmoe.onnx.graph import preprocessing_graph as build_preprocessing
 from mmoe.onnx.metadata import EXPORT_FORMAT, PREFIX, ModelInfo, table_feed
@@ -52,6 +58,7 @@ class ExportReport:
     outputs: list[str]
     rows_checked: int
     checked_on: str  # "validation data", "given data" or "synthetic rows"
+    #: per output; a standardised regression task's in standard deviations of its target
     max_difference: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     size_bytes: int = 0
@@ -76,7 +83,8 @@ def export(
         check_data: table (DataFrame, pyarrow Table or path) to check on; ``None``: the run's
             validation split, or rows drawn from the vocabularies if that cannot be read.
         check_rows: how many rows of it to check (unknown categories and NaNs are mixed in).
-        tolerance: largest absolute difference allowed on any output.
+        tolerance: largest absolute difference allowed on any output (for a standardised
+            regression task: in standard deviations of its target, i.e. on the network's output).
         exporter: ``"torchscript"`` (fast, default) or ``"dynamo"`` (needs ``onnxscript``).
 
     Raises:
@@ -137,15 +145,21 @@ def build_onnx(
             for f in features.numeric
         ]
         order = [f.name for f in features.categorical]
-        before = build_preprocessing(pre.vocabularies_, numeric, order)
+        encodings = {
+            name: (enc.kind, enc.keep_raw, list(enc.values))
+            for name, enc in pre.numeric_encodings_.items()
+        }
+        before = build_preprocessing(pre.vocabularies_, numeric, order, encodings or None)
     has_codes = not tensor_inputs and bool(features.categorical)
-    after = output_nodes(tasks, trained.model.has_gates, has_codes)
+    after = output_nodes(tasks, trained.model.has_gates, has_codes, pre.target_stats_)
     model = join(network, before, after, name=trained.config.name or "mmoe")
     props = metadata(trained, tensor_inputs, weights_sha)
     onnx.helper.set_model_props(model, props)
     model.doc_string = (
         f"mmoe {props[PREFIX + 'architecture']} model; tasks: "
         + ", ".join(n for n, _ in tasks)
+        + "; outputs: "
+        + _outputs_text(trained)
         + (
             "; inputs: one per feature column (categorical: strings, numeric: doubles, NaN = "
             "missing)"
@@ -163,10 +177,18 @@ def metadata(trained: TrainedModel, tensor_inputs: bool, weights_sha: str) -> di
         {"name": f.name, "kind": "categorical", "vocabulary_size": len(pre.vocabularies_[f.name])}
         for f in pre.features.categorical
     ]
+    encodings = pre.numeric_encodings_
     feats += [
-        {"name": f.name, "kind": "numeric", "transform": f.transform} for f in pre.features.numeric
+        {
+            "name": f.name,
+            "kind": "numeric",
+            "transform": f.transform,
+            **({"encoding": encodings[f.name].to_dict()} if f.name in encodings else {}),
+        }
+        for f in pre.features.numeric
     ]
     model = trained.model
+    members = len(model.members) if isinstance(model, SeedEnsemble) else 1
     props = {
         "export_format": str(EXPORT_FORMAT),
         "version": version("mmoe"),
@@ -176,11 +198,40 @@ def metadata(trained: TrainedModel, tensor_inputs: bool, weights_sha: str) -> di
         "tasks": json.dumps([{"name": t.name, "type": t.type} for t in pre.tasks]),
         "features": json.dumps(feats),
         "missing_category": missing_token(pre.vocabularies_),
+        "target_stats": json.dumps(pre.target_stats_),
+        "outputs": _outputs_text(trained),
+        "ensemble_size": str(members),
         "gate_rows": json.dumps([list(r) for r in model.gate_rows]),
         "expert_names": json.dumps(list(model.expert_names)),
         "weights_sha256": weights_sha,
     }
     return {PREFIX + k: v for k, v in props.items()}
+
+
+def _outputs_text(trained: TrainedModel) -> str:
+    """One sentence per output: what its values are (the ``mmoe.outputs`` property)."""
+    pre, model = trained.preprocessor, trained.model
+    parts = []
+    for t in pre.tasks:
+        if t.type == "binary":
+            parts.append(f"{t.name}: probability of the positive class (float32)")
+        elif t.name in pre.target_stats_:
+            parts.append(
+                f"{t.name}: value in the target's own unit, z * std + mean of the model's "
+                "standardised output (float64)"
+            )
+        else:
+            parts.append(f"{t.name}: value (float32)")
+    if model.has_gates:
+        if isinstance(model, SeedEnsemble):
+            parts.append(
+                f"gates: (N, G, E) gate weights of all {len(model.members)} ensemble members "
+                "stacked along G (not averaged: members' experts are not aligned); row g is "
+                "gate_rows[g] = [member, gate name]"
+            )
+        else:
+            parts.append("gates: (N, G, E) gate weights; row g is gate_rows[g] = [level, name]")
+    return "; ".join(parts)
 
 
 def missing_token(vocabularies: dict[str, list[str]]) -> str:
@@ -212,13 +263,20 @@ def compare(
         feed = table_feed(table, info)
     names = [o.name for o in session.get_outputs() if o.name != CODES]
     got = dict(zip(names, session.run(names, feed), strict=True))
-    expected = trained.predict(table)
+    with warnings.catch_warnings():  # the unseen categories are the check's own injections
+        warnings.simplefilter("ignore", MmoeWarning)
+        expected = trained.predict(table)
+        gates = trained.gate_weights(table) if GATES in got else None
+    # A standardised regression task is compared in its standard deviations (the network's own
+    # unit): the network's float32 rounding, identical for every task, is scaled by ``std`` in
+    # the target's unit, while the affine map itself is exact (float64 on both sides).
+    scale = {t: s["std"] for t, s in trained.preprocessor.target_stats_.items()}
     diffs = {
         task: float(np.max(np.abs(got[task] - expected[task].to_numpy()), initial=0.0))
+        / scale.get(task, 1.0)
         for task in trained.task_names
     }
-    if GATES in got:
-        gates = trained.gate_weights(table)
+    if gates is not None:
         diffs[GATES] = float(np.max(np.abs(got[GATES] - gates), initial=0.0))
     return diffs
 

@@ -8,11 +8,16 @@
   → ``categorical`` ``(N, Fc)`` int64;
 - numeric column (doubles ``(N,)``, NaN = missing) → optional ``sign(x)·log(1+|x|)`` → NaN and
   ±inf replaced by the training mean → ``(x - mean) / std`` in double → ``numeric`` ``(N, Fn)``
-  float32 (the preprocessor also computes in float64 and rounds once to float32).
+  float32 (the preprocessor also computes in float64 and rounds once to float32);
+- numeric encodings (``mmoe.data.encodings``): ``values`` → ``Equal``/``ReduceSum``, bins →
+  ``GreaterOrEqual``/``ReduceSum`` + ``Where(IsNaN)``, both appended to ``categorical`` after the
+  categorical features; ``piecewise_linear`` → ``Clip((x - lower) / width, 0, 1)`` in the
+  ``numeric`` columns, after the feature's standardised value when that is kept.
 
 ``output_nodes`` turns the network's ``logits`` ``(N, T)`` into one output per task: the
-sigmoid probability of a binary task, the value of a regression task. Only standard operators
-of the default domain and ``ai.onnx.ml`` are used, so any ONNX runtime runs the result.
+sigmoid probability of a binary task (float32), the value of a regression task (float32; a
+standardised one is ``z * std + mean`` in float64, in the target's own unit). Only standard
+operators of the default domain and ``ai.onnx.ml`` are used, so any ONNX runtime runs the result.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ NUMERIC = "numeric"
 LOGITS = "logits"
 GATES = "gates"
 CODES = "categorical_codes"
+FEATURE_CODES = "mmoe/feature_codes"
 
 
 @dataclass
@@ -61,13 +67,22 @@ def preprocessing_graph(
     vocabularies: dict[str, list[str]],
     numeric: list[tuple[str, str, float, float]],
     categorical_order: list[str],
+    encodings: dict[str, tuple[str, bool, list[float]]] | None = None,
 ) -> GraphPart:
-    """Raw columns → ``categorical`` ``(N, Fc)`` int64 and ``numeric`` ``(N, Fn)`` float32.
+    """Raw columns → ``categorical`` ``(N, Fc + Fe)`` int64 and ``numeric`` ``(N, W)`` float32.
 
     Args:
         vocabularies: each categorical feature's tokens; token ``i`` encodes to ``i + 1``.
         numeric: ``(name, transform, mean, std)`` of each numeric feature, in model order.
         categorical_order: the categorical features in model order.
+        encodings: ``{name: (kind, keep_raw, values)}`` of each numeric feature
+            (``mmoe.data.encodings.NumericEncoding``); ``None``: every feature is standardised.
+            Layout as ``encodings.encode_columns``: one code column per ``values`` /
+            ``quantile_bins`` / ``tree_bins`` feature after the categorical features; per
+            feature in order, the standardised value (when kept) then its piecewise-linear parts.
+
+    The categorical features' own codes (without the encodings' columns) are also left in the
+    tensor ``FEATURE_CODES`` ``(N, Fc)`` for the ``categorical_codes`` output.
 
     Example:
         >>> part = preprocessing_graph({"city": ["a", "b"]}, [("age", "none", 40.0, 10.0)],
@@ -96,10 +111,8 @@ def preprocessing_graph(
             part.node("ConstantOfShape", [shape], code, value=_int64_tensor(0))
         codes.append(part.node("Unsqueeze", [code, axis1], f"mmoe/code2d/{name}"))
     if codes:
-        part.node("Concat", codes, CATEGORICAL, axis=1) if len(codes) > 1 else part.node(
-            "Identity", codes, CATEGORICAL
-        )
-    columns = []
+        _concat(part, codes, FEATURE_CODES)
+    columns, raw = [], {}
     for name, transform, _, _ in numeric:
         part.inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
         x = name
@@ -114,13 +127,11 @@ def preprocessing_graph(
             )
         else:
             assert transform == "none", f"no ONNX form for numeric transform {transform!r}"
-        columns.append(part.node("Unsqueeze", [x, axis1], f"mmoe/col/{name}"))
+        raw[name] = part.node("Unsqueeze", [x, axis1], f"mmoe/col/{name}")
+        columns.append(raw[name])
+    scaled = None
     if columns:
-        stacked = (
-            part.node("Concat", columns, "mmoe/numeric_raw", axis=1)
-            if len(columns) > 1
-            else columns[0]
-        )
+        stacked = _concat(part, columns, "mmoe/numeric_raw")
         means = part.const("mmoe/means", np.array([m for _, _, m, _ in numeric], np.float64))
         stds = part.const("mmoe/stds", np.array([s for _, _, _, s in numeric], np.float64))
         nan = part.node("IsNaN", [stacked], "mmoe/is_nan")
@@ -129,22 +140,177 @@ def preprocessing_graph(
         filled = part.node("Where", [missing, means, stacked], "mmoe/filled")
         centred = part.node("Sub", [filled, means], "mmoe/centred")
         scaled = part.node("Div", [centred, stds], "mmoe/scaled")
-        part.node("Cast", [scaled], NUMERIC, to=TensorProto.FLOAT)
+    if not encodings:
+        if scaled is not None:
+            part.node("Cast", [scaled], NUMERIC, to=TensorProto.FLOAT)
+        if codes:
+            part.node("Identity", [FEATURE_CODES], CATEGORICAL)
+        return part
+    wide: list[str] = []  # numeric columns of the model, float64
+    for j, (name, transform, mean, _) in enumerate(numeric):
+        kind, keep_raw, values = encodings[name]
+        if keep_raw or kind == "standardize":
+            index = part.const(f"mmoe/z_index/{name}", np.array([j], dtype=np.int64))
+            wide.append(part.node("Gather", [scaled, index], f"mmoe/z/{name}", axis=1))
+        if kind == "piecewise_linear":
+            wide.append(_piecewise_linear(part, name, raw[name], mean, values))
+        elif kind in ("values", "quantile_bins", "tree_bins"):
+            # Codes are decided on the untransformed input against thresholds mapped back
+            # through the (monotone) transform: onnxruntime's Log is not numpy's log1p to the
+            # last bit, and a code must not flip on a value that sits exactly on an edge.
+            x = part.node("Unsqueeze", [name, axis1], f"mmoe/input2d/{name}")
+            codes.append(_encoding_codes(part, name, x, kind, values, transform))
+    if codes:
+        _concat(part, codes, CATEGORICAL)
+    if wide:
+        part.node("Cast", [_concat(part, wide, "mmoe/numeric_wide")], NUMERIC, to=TensorProto.FLOAT)
     return part
 
 
-def output_nodes(task_types: list[tuple[str, str]], gates: bool, codes: bool) -> GraphPart:
-    """``logits`` ``(N, T)`` → one ``(N,)`` float output per task (+ ``gates``, codes).
+def _piecewise_linear(part: GraphPart, name: str, x: str, mean: float, edges: list[float]) -> str:
+    """``clip((x - lower) / width, 0, 1)`` ``(N, K)`` float64, NaN replaced by the mean first."""
+    edges_arr = np.asarray(edges, dtype=np.float64)
+    lower = part.const(f"mmoe/pl_lower/{name}", edges_arr[None, :-1])
+    width = part.const(f"mmoe/pl_width/{name}", np.diff(edges_arr)[None, :])
+    fill = part.const(f"mmoe/pl_fill/{name}", np.array(mean, dtype=np.float64))
+    zero = part.const(f"mmoe/pl_zero/{name}", np.array(0.0, dtype=np.float64))
+    one = part.const(f"mmoe/pl_one/{name}", np.array(1.0, dtype=np.float64))
+    nan = part.node("IsNaN", [x], f"mmoe/pl_nan/{name}")
+    filled = part.node("Where", [nan, fill, x], f"mmoe/pl_filled/{name}")
+    shifted = part.node("Sub", [filled, lower], f"mmoe/pl_shift/{name}")
+    ratio = part.node("Div", [shifted, width], f"mmoe/pl_ratio/{name}")
+    return part.node("Clip", [ratio, zero, one], f"mmoe/pl/{name}")
+
+
+def _encoding_codes(
+    part: GraphPart, name: str, x: str, kind: str, values: list[float], transform: str
+) -> str:
+    """The embedded column ``(N, 1)`` int64 of a ``values`` or bin encoding of input ``x``.
+
+    ``x`` ``(N, 1)`` is the untransformed input; ``values`` are in the transformed domain.
+    ``values``: ``k + 1`` where ``f(x)`` equals the ``k``-th kept value, i.e. where ``x`` lies
+    in that value's preimage ``[lowest_at_least(v), highest_at_most(v)]``, else 0 (NaN is in
+    none). Bins: ``1 + #{edges e : f(x) >= e}`` = ``1 + #{e : x >= lowest_at_least(e)}``, 0
+    where ``x`` is NaN.
+    """
+    out = f"mmoe/enc/{name}"
+    kept = np.asarray(values, dtype=np.float64)
+    if not kept.size and kind == "values":  # nothing kept: every value is unknown
+        shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
+        return part.node("ConstantOfShape", [shape], out, value=_int64_tensor(0))
+    if kind == "values":
+        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
+        lo = part.const(f"mmoe/enc_lo/{name}", lowest_at_least(kept, transform)[None, :])
+        hi = part.const(f"mmoe/enc_hi/{name}", highest_at_most(kept, transform)[None, :])
+        ranks = part.const(f"mmoe/enc_ranks/{name}", np.arange(1, kept.size + 1)[None, :])
+        above = part.node("GreaterOrEqual", [x, lo], f"mmoe/enc_above/{name}")
+        below = part.node("LessOrEqual", [x, hi], f"mmoe/enc_below/{name}")
+        hit = part.node("And", [above, below], f"mmoe/enc_eq/{name}")
+        hit64 = part.node("Cast", [hit], f"mmoe/enc_hit/{name}", to=TensorProto.INT64)
+        ranked = part.node("Mul", [hit64, ranks], f"mmoe/enc_ranked/{name}")
+        return part.node("ReduceSum", [ranked, axes], out, keepdims=1)
+    one = part.const(f"mmoe/enc_one/{name}", np.array(1, dtype=np.int64))
+    zero = part.const(f"mmoe/enc_zero/{name}", np.array(0, dtype=np.int64))
+    if kept.size:
+        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
+        c = part.const(f"mmoe/enc_edges/{name}", lowest_at_least(kept, transform)[None, :])
+        above = part.node("GreaterOrEqual", [x, c], f"mmoe/enc_ge/{name}")
+        above64 = part.node("Cast", [above], f"mmoe/enc_above/{name}", to=TensorProto.INT64)
+        count = part.node("ReduceSum", [above64, axes], f"mmoe/enc_count/{name}", keepdims=1)
+    else:  # one bin
+        shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
+        count = part.node(
+            "ConstantOfShape", [shape], f"mmoe/enc_count/{name}", value=_int64_tensor(0)
+        )
+    binned = part.node("Add", [count, one], f"mmoe/enc_bin/{name}")
+    nan = part.node("IsNaN", [x], f"mmoe/enc_nan/{name}")
+    return part.node("Where", [nan, zero, binned], out)
+
+
+def numeric_transform(x: np.ndarray, transform: str) -> np.ndarray:
+    """The numeric transform as ``Preprocessor._numeric`` computes it (numpy, float64)."""
+    if transform == "log1p":
+        return np.sign(x) * np.log1p(np.abs(x))
+    return x
+
+
+_SIGN = np.int64(-(2**63))
+_INF_KEY = np.float64(np.inf).view(np.int64)
+
+
+def _keys_to_floats(keys: np.ndarray) -> np.ndarray:
+    """Ordered integer keys → doubles (``key < 0``: the negative double of magnitude ``-key``)."""
+    bits = np.where(keys >= 0, keys, (-keys) | _SIGN)
+    return bits.astype(np.int64).view(np.float64)
+
+
+def lowest_at_least(thresholds: np.ndarray, transform: str, strict: bool = False) -> np.ndarray:
+    """Per threshold ``t``: the smallest double ``x`` with ``f(x) >= t`` (``> t`` if ``strict``).
+
+    ``f`` (``numeric_transform``) is non-decreasing, so ``{x : f(x) >= t}`` is ``[result, inf]``.
+    Found by bisection over the doubles in order (64 steps), evaluating ``f`` exactly as the
+    preprocessor does. ``transform == "none"``: ``t`` itself (next double up if ``strict``).
+
+    Example:
+        >>> lowest_at_least(np.array([0.0, 1.5]), "none").tolist()
+        [0.0, 1.5]
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    lo = np.full(t.shape, -_INF_KEY, dtype=np.int64)  # f(lo) below t (or lo = -inf)
+    hi = np.full(t.shape, _INF_KEY, dtype=np.int64)  # f(hi) at least t: f(inf) = inf
+    while np.any(hi > lo + 1):
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # no overflow: hi - lo exceeds int64
+        y = numeric_transform(_keys_to_floats(mid), transform)
+        ok = (y > t) if strict else (y >= t)
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    # lo = -inf itself qualifies only for t = -inf
+    first = numeric_transform(_keys_to_floats(lo), transform)
+    ok_lo = (first > t) if strict else (first >= t)
+    return _keys_to_floats(np.where(ok_lo, lo, hi))
+
+
+def highest_at_most(thresholds: np.ndarray, transform: str) -> np.ndarray:
+    """Per value ``v``: the largest double ``x`` with ``f(x) <= v`` (the preimage's top)."""
+    above = lowest_at_least(thresholds, transform, strict=True)
+    return np.nextafter(above, -np.inf)
+
+
+def _concat(part: GraphPart, names: list[str], output: str) -> str:
+    """``Concat`` along axis 1, or ``Identity`` of a single tensor."""
+    if len(names) == 1:
+        return part.node("Identity", names, output)
+    return part.node("Concat", names, output, axis=1)
+
+
+def output_nodes(
+    task_types: list[tuple[str, str]],
+    gates: bool,
+    codes: bool,
+    target_stats: dict[str, dict[str, float]] | None = None,
+) -> GraphPart:
+    """``logits`` ``(N, T)`` → one ``(N,)`` output per task (+ ``gates``, codes).
 
     Args:
         task_types: ``(name, "binary" | "regression")`` per task, in the network's order.
         gates: the network has a ``gates`` ``(N, G, E)`` output to publish.
         codes: publish ``categorical_codes`` ``(N, Fc)`` (0 where a category is unknown).
+        target_stats: ``{task: {"mean", "std"}}`` of standardised regression tasks: their
+            output is ``float64(z) * std + mean`` in double (the target's own unit, as
+            ``TrainedModel.predict``); every other output is float32.
     """
+    stats = target_stats or {}
     part = GraphPart()
     for k, (name, kind) in enumerate(task_types):
         index = part.const(f"mmoe/task{k}", np.array(k, dtype=np.int64))
         column = part.node("Gather", [LOGITS, index], f"mmoe/logit/{name}", axis=1)
+        if name in stats and kind != "binary":
+            std = part.const(f"mmoe/target_std{k}", np.array(stats[name]["std"], np.float64))
+            mean = part.const(f"mmoe/target_mean{k}", np.array(stats[name]["mean"], np.float64))
+            wide = part.node("Cast", [column], f"mmoe/z64/{name}", to=TensorProto.DOUBLE)
+            scaled = part.node("Mul", [wide, std], f"mmoe/zstd/{name}")
+            part.node("Add", [scaled, mean], name)
+            part.outputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
+            continue
         part.node("Sigmoid" if kind == "binary" else "Identity", [column], name)
         part.outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N"]))
     if gates:
@@ -152,7 +318,7 @@ def output_nodes(task_types: list[tuple[str, str]], gates: bool, codes: bool) ->
             helper.make_tensor_value_info(GATES, TensorProto.FLOAT, ["N", None, None])
         )
     if codes:
-        part.node("Identity", [CATEGORICAL], CODES)
+        part.node("Identity", [FEATURE_CODES], CODES)
         part.outputs.append(helper.make_tensor_value_info(CODES, TensorProto.INT64, ["N", None]))
     return part
 

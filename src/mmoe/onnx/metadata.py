@@ -13,9 +13,16 @@ Keys (values are strings; lists and records are JSON):
 ``mmoe.inputs``              ``raw`` (one input per column) or ``tensor`` (encoded inputs)
 ``mmoe.tasks``               ``[{"name", "type"}]`` in output order
 ``mmoe.features``            ``[{"name", "kind", ...}]``: ``kind`` ``categorical`` (with
-                             ``vocabulary_size``) or ``numeric`` (with ``transform``)
+                             ``vocabulary_size``) or ``numeric`` (with ``transform`` and,
+                             when not plain standardisation, ``encoding``: ``{"kind",
+                             "keep_raw", "values"}``)
+``mmoe.target_stats``        ``{task: {"mean", "std"}}`` of standardised regression tasks;
+                             their outputs are already ``z * std + mean`` (float64)
+``mmoe.outputs``             what each output holds, in words
+``mmoe.ensemble_size``       members of a seed ensemble (``1``: a single model)
 ``mmoe.missing_category``    the string to send for a missing categorical value
-``mmoe.gate_rows``           ``[[level, name], ...]``: rows of the ``gates`` output
+``mmoe.gate_rows``           ``[[level, name], ...]``: rows of the ``gates`` output; for a
+                             seed ensemble ``[[member, name], ...]`` (members' gates stacked)
 ``mmoe.expert_names``        names along the last dimension of ``gates``
 ``mmoe.weights_sha256``      SHA-256 of the run's ``model.safetensors``
 ===========================  =========================================================
