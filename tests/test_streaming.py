@@ -210,7 +210,7 @@ def test_weighted_metrics_match_scikit_learn():
     w = rng.choice([1.0, 2.0, 5.0], n)
     tasks = [TaskSpec(name="a", column="a", type="binary"),
              TaskSpec(name="b", column="b", type="regression")]  # fmt: skip
-    got = task_metrics(logits, labels, mask, tasks, w)
+    got = task_metrics(logits, labels, mask, tasks, weights=w)
     k = mask[:, 0]
     y, p = labels[k, 0], 1 / (1 + np.exp(-logits[k, 0]))
     assert got["a"]["auc"] == pytest.approx(roc_auc_score(y, logits[k, 0], sample_weight=w[k]))
@@ -220,7 +220,7 @@ def test_weighted_metrics_match_scikit_learn():
     assert got["b"]["mse"] == pytest.approx(mse, rel=1e-6)
     unweighted = task_metrics(logits, labels, mask, tasks)
     assert got["a"]["auc"] != unweighted["a"]["auc"]
-    assert task_metrics(logits, labels, mask, tasks, np.ones(n))["a"] == pytest.approx(
+    assert task_metrics(logits, labels, mask, tasks, weights=np.ones(n))["a"] == pytest.approx(
         unweighted["a"]
     )
 
