@@ -22,6 +22,7 @@ Several processes on one machine (each rank trains on its share of every global 
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import math
@@ -209,6 +210,11 @@ class Trainer:
             dynamic_ncols=True,
         )
         self.model.train()
+        # Everything alive now (modules, data, the model) lives through training: freezing it
+        # keeps the garbage collector's full passes from walking it again and again. Such a
+        # pass, triggered mid-epoch, cost ~0.1 s (a sixth of a census benchmark epoch).
+        gc.collect()
+        gc.freeze()
         # A resumed run carries on timing the interval its checkpoint was written in.
         self._interval_start = time.perf_counter() - state.interval_seconds
         try:
@@ -216,6 +222,7 @@ class Trainer:
                 self._epoch(bar)
             state.finished = True
         finally:
+            gc.unfreeze()
             bar.close()
         if self.keeper.state is not None and self.config.restore_best:
             self.model.load_state_dict(self.keeper.state)
