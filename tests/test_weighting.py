@@ -107,6 +107,38 @@ def test_gradnorm_moves_weights_to_balanced_gradient_norms():
     assert gradnorm.weight_grad[0] > 0 > gradnorm.weight_grad[1]  # w_steep down, w_flat up
 
 
+def test_gradnorm_rows_count_only_the_shared_entries():
+    # Entries 0 and 1 are each one task's own expert, entry 2 the shared one: the tasks'
+    # gradients differ ten-fold on their own entries and are equal on the shared entry.
+    shared = nn.Parameter(torch.ones(3, 2))
+    tasks = [regression("a"), regression("b")]
+    losses = torch.stack([10 * shared[0].sum() + shared[2].sum(),
+                          shared[1].sum() + shared[2].sum()])  # fmt: skip
+    whole = GradNorm(tasks, shared, alpha=0.0)
+    whole.combine(losses)
+    assert whole.weight_grad[0] > 0 > whole.weight_grad[1]  # unbalanced on the whole tensor
+    rows = GradNorm(tasks, shared, alpha=0.0, rows=slice(2, 3))
+    rows.combine(losses)
+    assert rows.weight_grad.tolist() == [0.0, 0.0]  # balanced on the shared entry
+
+
+@pytest.mark.parametrize("name", ["cgc", "ple"])
+def test_gradnorm_on_cgc_and_ple_uses_their_shared_experts(name):
+    from tests.test_models import synthetic_config
+
+    config = synthetic_config(name, epochs=1, task_weighting="gradnorm")
+    run = mmoe.train(config, progress=False)
+    model = run.model.model  # the network
+    rows = model.shared_layer_rows()
+    shared_names = model.expert_names[rows]
+    assert shared_names and all(n.startswith("shared") for n in shared_names)
+    assert all(not n.startswith("shared") for n in model.expert_names[: rows.start])
+    assert run.history[-1]["task_weighting"]["strategy"] == "gradnorm"
+    config["model"]["num_shared_experts"] = 0  # tasks share no expert: nothing to balance on
+    with pytest.raises(ConfigError, match="shared layer"):
+        mmoe.train(config, progress=False)
+
+
 def test_gradnorm_needs_a_shared_layer_and_one_process():
     tasks = [regression("a")]
     with pytest.raises(ConfigError, match="shared layer"):

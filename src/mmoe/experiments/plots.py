@@ -35,8 +35,20 @@ def _save(fig: Any, path: str | Path) -> None:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
-def correlation_curve_figure(rows: Sequence[dict[str, float]], path: str | Path) -> None:
-    """Label Pearson correlation against the weight cosine (paper Fig. 2)."""
+# (cosine, label correlation) read off the MMoE paper's Fig. 2; the paper prints no table of it.
+PAPER_CORRELATION_POINTS: tuple[tuple[float, float], ...] = ((0.9, 0.3),)
+
+
+def correlation_curve_figure(
+    rows: Sequence[dict[str, float]],
+    path: str | Path,
+    paper_points: Sequence[tuple[float, float]] = PAPER_CORRELATION_POINTS,
+) -> None:
+    """Label Pearson correlation against the weight cosine (paper Fig. 2).
+
+    ``rows`` are :func:`mmoe.experiments.synthetic_study.correlation_curve`'s (``cosine``,
+    ``mean``, ``std``); ``paper_points`` are drawn as crosses beside them.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     x = [r["cosine"] for r in rows]
@@ -45,7 +57,11 @@ def correlation_curve_figure(rows: Sequence[dict[str, float]], path: str | Path)
     high = [r["mean"] + r["std"] for r in rows]
     ax.plot([0, 1], [0, 1], ":", color="gray", label="label correlation = cosine")
     ax.fill_between(x, low, high, alpha=0.25, label="± 1 std over seeds")
-    ax.plot(x, mean, "o-", label="label correlation (mean)")
+    ax.plot(x, mean, "o-", label=f"label correlation (mean of {rows[0].get('seeds', '?')} seeds)")
+    if paper_points:
+        px, py = zip(*paper_points, strict=True)
+        ax.plot(px, py, "x", color="black", markersize=9, mew=2,
+                label="paper Fig. 2 (read off the figure)")  # fmt: skip
     ax.set(xlabel="cosine of the task weight vectors", ylabel="Pearson correlation of labels")
     ax.set(xlim=(0, 1), ylim=(min(0.0, min(low)), 1))
     ax.legend(loc="upper left", fontsize=8)

@@ -84,6 +84,14 @@ class MultiTaskModel(nn.Module):
         """
         return None
 
+    def shared_layer_rows(self) -> slice | None:
+        """Which entries along the first dimension of :meth:`shared_layer_weight` all tasks share.
+
+        ``None``: the whole tensor (MMoE's stacked experts, Shared-Bottom's last layer). CGC and
+        PLE stack their task and shared experts in one tensor; only the shared ones count.
+        """
+        return None
+
     def task_outputs(self, batch: Batch) -> dict[str, Tensor]:
         """Per-task logits ``{task: (B,)}`` of a batch, in the model's task order."""
         logits = self(batch.categorical, batch.numeric)

@@ -106,6 +106,11 @@ class ExtractionLevel(nn.Module):
         )
 
     @property
+    def shared_rows(self) -> slice:
+        """The shared experts' entries along the experts' first dimension (after the task ones)."""
+        return slice(self.num_tasks * self.num_task_experts, self.num_experts)
+
+    @property
     def num_gates(self) -> int:
         return self.num_tasks + (self.shared_gate is not None)
 
@@ -179,6 +184,16 @@ class CGC(MultiTaskModel):
     @property
     def expert_names(self) -> tuple[str, ...]:
         return expert_names(self.task_names, self.level)
+
+    def shared_layer_weight(self) -> Tensor | None:
+        """The experts' last layer, stacked (``None`` without shared experts).
+
+        Only the shared experts' entries (:meth:`shared_layer_rows`) are shared by all tasks.
+        """
+        return self.level.experts.weights[-1] if self.level.num_shared_experts else None
+
+    def shared_layer_rows(self) -> slice:
+        return self.level.shared_rows
 
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False

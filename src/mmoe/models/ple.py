@@ -95,6 +95,17 @@ class PLE(MultiTaskModel):
     def expert_names(self) -> tuple[str, ...]:
         return expert_names(self.task_names, self.levels[0])
 
+    def shared_layer_weight(self) -> Tensor | None:
+        """The last level's experts' last layer, stacked (``None`` without shared experts).
+
+        Only its shared experts' entries (:meth:`shared_layer_rows`) are shared by all tasks.
+        """
+        last = self.levels[-1]
+        return last.experts.weights[-1] if last.num_shared_experts else None
+
+    def shared_layer_rows(self) -> slice:
+        return self.levels[-1].shared_rows
+
     def forward(
         self, categorical: Tensor, numeric: Tensor, return_gates: bool = False
     ) -> Tensor | tuple[Tensor, Tensor | None]:

@@ -151,6 +151,7 @@ class Trainer:
             config.task_weighting,
             self.tasks,
             self.model.shared_layer_weight(),
+            shared_rows=self.model.shared_layer_rows(),
             dwa_temperature=config.dwa_temperature,
             gradnorm_alpha=config.gradnorm_alpha,
             world_size=self.dist.world_size,

@@ -181,6 +181,8 @@ class GradNorm(TaskWeighting):
         tasks: the task specs.
         shared: the weight tensor of the last layer every task shares.
         alpha: the asymmetry ``α``: how strongly slower tasks are pushed.
+        rows: the entries along ``shared``'s first dimension that every task shares (CGC and
+            PLE stack task and shared experts in one tensor); ``None``: all of it.
 
     Example:
         >>> w = nn.Parameter(torch.ones(2))
@@ -193,9 +195,15 @@ class GradNorm(TaskWeighting):
 
     strategy = "gradnorm"
 
-    def __init__(self, tasks: Sequence[TaskSpec], shared: Tensor, alpha: float = 1.5) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[TaskSpec],
+        shared: Tensor,
+        alpha: float = 1.5,
+        rows: slice | None = None,
+    ) -> None:
         super().__init__(tasks)
-        self.alpha = alpha
+        self.alpha, self.rows = alpha, rows
         self.shared = [shared]  # a list: not registered as this module's parameter
         self.task_weights = nn.Parameter(torch.ones(len(tasks)))  # w_k
         self.register_buffer("initial_loss", torch.zeros(len(tasks)))  # L_k(0)
@@ -212,6 +220,8 @@ class GradNorm(TaskWeighting):
         for k in range(losses.numel()):
             (grad,) = torch.autograd.grad(losses[k], shared, retain_graph=True, allow_unused=True)
             zero = torch.zeros((), device=losses.device)
+            if grad is not None and self.rows is not None:
+                grad = grad[self.rows]
             norms.append(zero if grad is None else grad.detach().norm())
         norm = torch.stack(norms)  # ‖∇_W L_k‖, (T,)
         w = self.task_weights.detach()
@@ -239,6 +249,7 @@ def make_weighting(
     tasks: Sequence[TaskSpec],
     shared: Tensor | None = None,
     *,
+    shared_rows: slice | None = None,
     dwa_temperature: float = 2.0,
     gradnorm_alpha: float = 1.5,
     world_size: int = 1,
@@ -248,6 +259,8 @@ def make_weighting(
     Args:
         shared: the model's last shared weight (``MultiTaskModel.shared_layer_weight``); GradNorm
             needs it.
+        shared_rows: which entries of ``shared`` all tasks share
+            (``MultiTaskModel.shared_layer_rows``; ``None``: all).
 
     Raises:
         ConfigError: GradNorm without a shared layer or under several processes.
@@ -262,14 +275,15 @@ def make_weighting(
         if shared is None:
             raise ConfigError(
                 "training.task_weighting: gradnorm needs a model with a shared layer "
-                "(shared_bottom, omoe, mmoe); use uncertainty or dwa"
+                "(shared_bottom, omoe, mmoe, or cgc/ple with shared experts); "
+                "use uncertainty or dwa"
             )
         if world_size > 1:
             raise ConfigError(
                 "training.task_weighting: gradnorm runs in one process only; "
                 "use uncertainty or dwa with several processes"
             )
-        return GradNorm(tasks, shared, gradnorm_alpha)
+        return GradNorm(tasks, shared, gradnorm_alpha, shared_rows)
     raise ConfigError(f"unknown training.task_weighting {strategy!r}; use {', '.join(STRATEGIES)}")
 
 
