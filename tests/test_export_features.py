@@ -120,6 +120,7 @@ def test_standardised_regression_output_is_in_the_targets_unit(
     data_dir: Path, tmp_path: Path, tensor_inputs: bool
 ) -> None:
     trained, report = train_and_export(data_dir, tmp_path, tensor_inputs)
+    assert report.standardized == ["watch"]  # its max_difference is in standard deviations
     stats = trained.preprocessor.target_stats_["watch"]
     assert 350 < stats["mean"] < 500  # the label is in seconds, so the model's output is not
     got = assert_matches_predict(trained, report.path)

@@ -71,11 +71,16 @@ def export_command(
     if quiet:
         return
     worst = max(report.max_difference.values())
+    units = (
+        f" ({', '.join(report.standardized)} in standard deviations of the target)"
+        if report.standardized
+        else ""
+    )
     typer.echo(
         f"wrote {report.path} ({report.size_bytes / 1024:.0f} KiB; inputs: "
         f"{len(report.inputs)}, outputs: {', '.join(report.outputs)}); checked on "
         f"{report.rows_checked} rows of {report.checked_on}: largest difference from "
-        f"`mmoe predict` {worst:.2g}"
+        f"`mmoe predict` {worst:.2g}{units}"
     )
 
 

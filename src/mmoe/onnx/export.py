@@ -60,6 +60,8 @@ class ExportReport:
     checked_on: str  # "validation data", "given data" or "synthetic rows"
     #: per output; a standardised regression task's in standard deviations of its target
     max_difference: dict[str, float] = field(default_factory=dict)
+    #: the standardised regression tasks (their ``max_difference`` is in standard deviations)
+    standardized: list[str] = field(default_factory=list)
     seconds: float = 0.0
     size_bytes: int = 0
 
@@ -117,6 +119,7 @@ def export(
         rows_checked=table.num_rows,
         checked_on=where,
         max_difference=diffs,
+        standardized=[t for t in trained.task_names if t in trained.preprocessor.target_stats_],
         seconds=time.perf_counter() - start,
         size_bytes=len(payload),
     )
