@@ -127,6 +127,16 @@ def test_export_refuses_to_write_when_it_disagrees(tiny_census_runs: dict, tmp_p
     assert not target.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("arch", ["mmoe", "shared_bottom"])
+def test_dynamo_exporter_matches_predict(arch: str, tiny_census_runs: dict, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript (mmoe[dynamo])")
+    report = mmoe.export(
+        tiny_census_runs[arch], tmp_path / "m.onnx", check_rows=200, exporter="dynamo"
+    )
+    assert report.rows_checked == 200 and max(report.max_difference.values()) < 1e-5
+    assert ("gates" in report.outputs) == (arch == "mmoe")
+
+
 def test_export_command(tiny_census_runs: dict, tmp_path: Path, capsys) -> None:
     code, out, _ = cli(
         "export",

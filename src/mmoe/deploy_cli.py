@@ -58,6 +58,8 @@ def export_command(
     _require("onnxruntime", "onnx")
     if exporter not in ("torchscript", "dynamo"):
         raise ConfigError(f"--exporter {exporter!r}: use torchscript or dynamo")
+    if exporter == "dynamo":
+        _require("onnxscript", "dynamo")
     from mmoe.onnx.export import export
 
     report = export(

@@ -10,6 +10,7 @@ on every architecture (tests/test_onnx_export.py). ``exporter="dynamo"`` uses to
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -63,21 +64,7 @@ def network_onnx(model: MultiTaskModel, exporter: str = "torchscript") -> onnx.M
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on constant weight shapes, deprecations
         if exporter == "dynamo":
-            batch = torch.export.Dim("N", min=1)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "network.onnx"
-                torch.onnx.export(
-                    wrapper,
-                    tuple(example),
-                    str(path),
-                    dynamo=True,
-                    input_names=names,
-                    output_names=outputs,
-                    dynamic_shapes=tuple({0: batch} for _ in names),
-                    external_data=False,
-                    verbose=False,
-                )
-                proto = onnx.load(str(path))
+            proto = _dynamo_export(wrapper, tuple(example), names, outputs)
             return onnx.version_converter.convert_version(proto, OPSET)
         buffer = io.BytesIO()
         torch.onnx.export(
@@ -91,3 +78,32 @@ def network_onnx(model: MultiTaskModel, exporter: str = "torchscript") -> onnx.M
             opset_version=OPSET,
         )
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _dynamo_export(
+    wrapper: nn.Module, example: tuple[Tensor, ...], names: list[str], outputs: list[str]
+) -> onnx.ModelProto:
+    """``torch.onnx.export(dynamo=True)`` of ``wrapper`` with a dynamic batch dimension."""
+    batch = torch.export.Dim("N", min=1)
+    # The exporter's registry logs a warning per missing optional package (torchvision ops).
+    registry_log = logging.getLogger("torch.onnx")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "network.onnx"
+            torch.onnx.export(
+                wrapper,
+                example,
+                str(path),
+                dynamo=True,
+                input_names=names,
+                output_names=outputs,
+                # one entry per forward parameter: *inputs is one, a tuple of tensors
+                dynamic_shapes=(tuple({0: batch} for _ in names),),
+                external_data=False,
+                verbose=False,
+            )
+            return onnx.load(str(path))
+    finally:
+        registry_log.setLevel(level)
