@@ -40,6 +40,9 @@ def test_summary_and_mean_curves():
     assert mmoe_row["min"] == 0.1 and mmoe_row["max"] == 0.3
     steps, losses = mean_curves(results)[("mmoe", 0.5)]
     assert steps == [10, 20] and np.allclose(losses, [1.2, 0.2])
+    results.append({**results[0], "seed": 2, "curve": [[10, 9.0], [20, 9.0]]})  # diverged
+    _, medians = mean_curves(results, "median")[("mmoe", 0.5)]
+    assert np.allclose(medians, [1.3, 0.3])  # the middle seed, not pulled up to the outlier
 
 
 def test_commands_end_to_end(tmp_path, capsys):

@@ -74,11 +74,13 @@ def loss_curves_figure(
     curves: dict[tuple[str, float], tuple[list[int], list[float]]],
     path: str | Path,
     spread: dict[tuple[str, float], tuple[list[float], list[float], int]] | None = None,
+    statistic: str = "mean",
 ) -> None:
-    """Mean test loss against training steps, one panel per correlation (paper Fig. 4).
+    """Test loss over seeds against training steps, one panel per correlation (paper Fig. 4).
 
-    ``curves[(model, correlation)] = (steps, mean_losses)``; ``spread[(model, correlation)] =
-    (q25, q75, seeds)`` adds a band holding the middle half of the seeds at each step.
+    ``curves[(model, correlation)] = (steps, losses)``, the ``statistic`` (mean or median) of
+    the seeds at each step; ``spread[(model, correlation)] = (q25, q75, seeds)`` adds a band
+    holding the middle half of the seeds at each step.
     """
     plt = _pyplot()
     correlations = sorted({c for _, c in curves}, reverse=True)
@@ -87,7 +89,10 @@ def loss_curves_figure(
     )
     axes = [axes] if len(correlations) == 1 else list(axes)
     for ax, corr in zip(axes, correlations, strict=True):
-        for (model, c), (steps, loss) in sorted(curves.items()):
+        order = list(MODEL_LABELS)
+        for (model, c), (steps, loss) in sorted(
+            curves.items(), key=lambda kv: order.index(kv[0][0]) if kv[0][0] in order else 99
+        ):
             if c == corr:
                 ax.plot(steps, loss, marker=".", label=MODEL_LABELS.get(model, model),
                         color=MODEL_COLORS.get(model))  # fmt: skip
@@ -101,7 +106,7 @@ def loss_curves_figure(
     if spread:
         seeds = min(n for _, _, n in spread.values())
         fig.suptitle(
-            f"lines: mean over {seeds} seeds; bands: 25th to 75th percentile of the seeds",
+            f"lines: {statistic} over {seeds} seeds; bands: 25th to 75th percentile of the seeds",
             fontsize=9,
         )
     _save(fig, path)
@@ -111,7 +116,12 @@ def loss_curves_figure(
 def final_loss_histograms(
     finals: dict[tuple[str, float], list[float]], path: str | Path, bins: int = 20
 ) -> None:
-    """Histograms of the final test loss over seeds, models × correlations (paper Fig. 5)."""
+    """Histograms of the final test loss over seeds, models × correlations (paper Fig. 5).
+
+    Every panel shares one logarithmic axis, bins evenly spaced on it: the runs cluster within
+    a factor of a few while a diverged run can sit 50 times higher, and a linear axis wide
+    enough for it would put every other run into its first bin.
+    """
     plt = _pyplot()
     models = [m for m in MODEL_LABELS if any(k[0] == m for k in finals)]
     correlations = sorted({c for _, c in finals}, reverse=True)
@@ -119,18 +129,23 @@ def final_loss_histograms(
         len(correlations), len(models), figsize=(3.2 * len(models), 2.4 * len(correlations)),
         squeeze=False, sharex=True, sharey=True,
     )  # fmt: skip
-    top = max(max(v) for v in finals.values())
-    edges = [top * i / bins for i in range(bins + 1)]
+    values = [x for v in finals.values() for x in v if x > 0]
+    low, high = min(values) / 1.05, max(values) * 1.05
+    edges = [low * (high / low) ** (i / bins) for i in range(bins + 1)]
     for i, corr in enumerate(correlations):
         for j, model in enumerate(models):
             ax = axes[i][j]
             ax.hist(finals.get((model, corr), []), bins=edges, color=MODEL_COLORS.get(model))
+            ax.set_xscale("log")
             ax.set_title(f"{MODEL_LABELS[model]}, correlation {corr}", fontsize=9)
             if i == len(correlations) - 1:
                 ax.set_xlabel("final test loss")
             if j == 0:
                 ax.set_ylabel("seeds")
     seeds = max(len(v) for v in finals.values())
-    fig.suptitle(f"final test loss of each of {seeds} seeds (same axes in every panel)", fontsize=9)
+    fig.suptitle(
+        f"final test loss of each of {seeds} seeds (same logarithmic axes in every panel)",
+        fontsize=9,
+    )
     _save(fig, path)
     plt.close(fig)

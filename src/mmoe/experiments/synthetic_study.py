@@ -240,16 +240,21 @@ def format_summary(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def mean_curves(
-    results: Sequence[dict[str, Any]],
+    results: Sequence[dict[str, Any]], statistic: str = "mean"
 ) -> dict[tuple[str, float], tuple[list[int], list[float]]]:
-    """Loss curves averaged over seeds, per (model, correlation)."""
+    """Loss curves over seeds, per (model, correlation): their ``mean`` or ``median`` per step.
+
+    The median is what the README's figure draws: one diverged seed (a final loss 50 times the
+    others') pulls a mean curve above every other seed's.
+    """
+    reduce = {"mean": np.mean, "median": np.median}[statistic]
     grouped: dict[tuple[str, float], list[list[list[float]]]] = {}
     for r in results:
         grouped.setdefault((r["model"], r["correlation"]), []).append(r["curve"])
     out = {}
     for key, curves in grouped.items():
         steps = [int(s) for s, _ in curves[0]]
-        losses = np.mean([[loss for _, loss in c] for c in curves], axis=0)
+        losses = reduce([[loss for _, loss in c] for c in curves], axis=0)
         out[key] = (steps, [float(v) for v in losses])
     return out
 
@@ -343,7 +348,9 @@ def write_report(results: Sequence[dict[str, Any]], profile: Profile, out: Path)
         {"summary": rows, "paired_wins": wins, "correlation_effect": effect},
     )
     (out / "summary.md").write_text(text + "\n")
-    loss_curves_figure(mean_curves(results), out / "loss_curves.png", quartile_curves(results))
+    loss_curves_figure(
+        mean_curves(results, "median"), out / "loss_curves.png", quartile_curves(results), "median"
+    )
     finals: dict[tuple[str, float], list[float]] = {}
     for r in results:
         finals.setdefault((r["model"], r["correlation"]), []).append(r["final_test_loss"])
