@@ -109,14 +109,38 @@ def test_small_batch_transform_does_not_rebuild_lookups(census_table, tmp_path):
     assert torch.equal(first.categorical, again.categorical)
 
 
-def test_lookup_paths_agree_on_ints_strings_and_dictionaries():
+@pytest.mark.parametrize("repeat", [1, 10])  # 5 rows: the small-batch dict; 50: the hash index
+def test_lookup_paths_agree_on_ints_strings_and_dictionaries(repeat):
+    from mmoe.data.lookup import SMALL
+
     lookup = VocabularyLookup(["30", "7", "12"])
-    ints = pa.array([7, 12, 5, None, 30])
-    expected = [2, 3, 0, 0, 1]
+    ints = pa.array([7, 12, 5, None, 30] * repeat)
+    assert (len(ints) <= SMALL) == (repeat == 1)
+    expected = [2, 3, 0, 0, 1] * repeat
     assert lookup(ints).tolist() == expected
     assert lookup(ints.cast(pa.string())).tolist() == expected
     assert lookup(ints.cast(pa.string()).dictionary_encode()).tolist() == expected
     assert lookup(pa.chunked_array([ints[:2], ints[2:]])).tolist() == expected
+    words = VocabularyLookup(["b", "a"])
+    text = pa.array(["a", " a", None, "b", "c"] * repeat)
+    assert words(text).tolist() == [2, 0, 0, 1, 0] * repeat
+
+
+@pytest.mark.parametrize("repeat", [1, 30])  # a few rows (Python) and many (Arrow)
+def test_unseen_categories_same_with_and_without_lookups(repeat):
+    from mmoe.data.checks import unseen_categories
+
+    vocab = {"city": ["Paris", "Lyon"], "n": ["1", "2"]}
+    table = pa.table({
+        "city": ["Paris", "paris", "", None, "Nice", "Nice", "Lyon"] * repeat,
+        "n": [1, 2, 3, None, 3, 4, 1] * repeat,
+    })  # fmt: skip
+    lookups = {name: VocabularyLookup(tokens) for name, tokens in vocab.items()}
+    plain, fast = unseen_categories(table, vocab), unseen_categories(table, vocab, lookups)
+    assert plain == fast
+    assert fast["city"] == {"rows": 6 * repeat, "unseen": 3 * repeat,
+                            "top": [("Nice", 2 * repeat), ("paris", repeat)]}  # fmt: skip
+    assert fast["n"]["unseen"] == 3 * repeat and fast["n"]["top"][0] == ("3", 2 * repeat)
 
 
 # ---- splits --------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class TrainedModel:
 
     def _table(self, data: Any) -> Any:
         table = as_arrow(read_any(data, self.config.data) if isinstance(data, str | Path) else data)
-        warn_unseen_categories(table, self.preprocessor.vocabularies_)
+        warn_unseen_categories(table, self.preprocessor.vocabularies_, self.preprocessor.lookups())
         return table
 
     def _features(self, data: Any) -> Any:
@@ -134,7 +134,7 @@ class TrainedModel:
             table = pa.table({c: pa.Array.from_pandas(data[c]) for c in names})
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return data  # the transform's own conversion reports the column
-        warn_unseen_categories(table, self.preprocessor.vocabularies_)
+        warn_unseen_categories(table, self.preprocessor.vocabularies_, self.preprocessor.lookups())
         return table
 
     # ---- persistence ---------------------------------------------------------------------------

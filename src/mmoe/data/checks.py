@@ -18,10 +18,11 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -104,9 +105,15 @@ def check_table_columns(
 
 
 def unseen_categories(
-    table: pa.Table, vocabularies: dict[str, list[str]]
+    table: pa.Table,
+    vocabularies: dict[str, list[str]],
+    lookups: Mapping[str, Callable[[Any], np.ndarray]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per categorical column: rows, unseen rows, and the most frequent unseen values.
+
+    ``lookups`` (``Preprocessor.lookups()``: token → index, 0 when outside the vocabulary)
+    answer the membership test with the hash tables the preprocessor already holds; without
+    them each call builds a set of the vocabulary.
 
     Example:
         >>> t = pa.table({"city": ["Paris", "paris", " Paris", None]})
@@ -120,8 +127,19 @@ def unseen_categories(
         text = canonical_strings(table.column(name))
         # An empty string is read where a CSV writer left a missing value: it scores as
         # unknown exactly like a missing value, so it is not reported as unseen.
-        known = pc.is_in(text, value_set=pa.array([*vocab, ""], type=pa.string()))
-        unseen = pc.and_(pc.is_valid(text), pc.invert(known))
+        if lookups is not None and name in lookups:
+            outside = lookups[name](text) == 0
+            if len(text) <= 64:  # a few rows: plain Python beats a dozen Arrow calls per column
+                values = text.to_pylist()
+                seen = [v for v in values if v is not None]
+                bad = [v for v, o in zip(values, outside, strict=True) if o and v]
+                report[name] = {"rows": len(seen), "unseen": len(bad), "top": _top(bad)}
+                continue
+            unseen = pc.and_(pc.and_(pc.is_valid(text), pa.array(outside)), pc.not_equal(text, ""))
+            unseen = pc.fill_null(unseen, False)
+        else:
+            known = pc.is_in(text, value_set=pa.array([*vocab, ""], type=pa.string()))
+            unseen = pc.and_(pc.is_valid(text), pc.invert(known))
         count = int(pc.sum(unseen).as_py() or 0)
         valid = int(pc.sum(pc.is_valid(text)).as_py() or 0)
         top = []
@@ -133,9 +151,21 @@ def unseen_categories(
     return report
 
 
-def warn_unseen_categories(table: pa.Table, vocabularies: dict[str, list[str]]) -> None:
+def _top(values: list[str]) -> list[tuple[str, int]]:
+    """The three most frequent ``values`` with their counts (ties: alphabetical)."""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return sorted(counts.items(), key=lambda c: (-c[1], c[0]))[:3]
+
+
+def warn_unseen_categories(
+    table: pa.Table,
+    vocabularies: dict[str, list[str]],
+    lookups: Mapping[str, Callable[[Any], np.ndarray]] | None = None,
+) -> None:
     """Warn (``MmoeWarning``) for each column where more than 1% of the values are unseen."""
-    for name, entry in unseen_categories(table, vocabularies).items():
+    for name, entry in unseen_categories(table, vocabularies, lookups).items():
         rows, unseen = entry["rows"], entry["unseen"]
         if not rows or unseen / rows <= UNSEEN_WARN_SHARE:
             continue
