@@ -127,7 +127,7 @@ def test_lookup_paths_agree_on_ints_strings_and_dictionaries(repeat):
 
 
 @pytest.mark.parametrize("repeat", [1, 30])  # a few rows (Python) and many (Arrow)
-def test_unseen_categories_same_with_and_without_lookups(repeat):
+def test_unseen_categories_same_with_and_without_codes(repeat):
     from mmoe.data.checks import unseen_categories
 
     vocab = {"city": ["Paris", "Lyon"], "n": ["1", "2"]}
@@ -135,8 +135,8 @@ def test_unseen_categories_same_with_and_without_lookups(repeat):
         "city": ["Paris", "paris", "", None, "Nice", "Nice", "Lyon"] * repeat,
         "n": [1, 2, 3, None, 3, 4, 1] * repeat,
     })  # fmt: skip
-    lookups = {name: VocabularyLookup(tokens) for name, tokens in vocab.items()}
-    plain, fast = unseen_categories(table, vocab), unseen_categories(table, vocab, lookups)
+    codes = {name: VocabularyLookup(tokens)(table.column(name)) for name, tokens in vocab.items()}
+    plain, fast = unseen_categories(table, vocab), unseen_categories(table, vocab, codes)
     assert plain == fast
     assert fast["city"] == {"rows": 6 * repeat, "unseen": 3 * repeat,
                             "top": [("Nice", 2 * repeat), ("paris", repeat)]}  # fmt: skip

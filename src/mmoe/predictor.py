@@ -13,6 +13,7 @@ import torch
 
 from mmoe.artifacts import load_run_files, save_run_files
 from mmoe.config import RunConfig
+from mmoe.data.batch import Batch
 from mmoe.data.checks import warn_undefined_metrics, warn_unseen_categories
 from mmoe.data.preprocessor import Preprocessor
 from mmoe.data.sources import read_any
@@ -78,7 +79,7 @@ class TrainedModel:
         own unit is ``value * std + mean`` with ``preprocessor.target_stats_[task]``
         (:meth:`predict` does that).
         """
-        batch = self.preprocessor.transform(self._features(data), labels=False)
+        batch = self._encode(self._features(data), labels=False)
         with _threads_for(len(batch)):
             logits, _ = predict_logits(self.model, batch, batch_size)
         return logits.numpy().astype(np.float64)
@@ -87,7 +88,7 @@ class TrainedModel:
         """Gate weights ``(N, T, E)``: how each task mixes the experts on each row."""
         if not self.model.has_gates:
             raise ConfigError(f"{type(self.model).__name__} has no gates")
-        batch = self.preprocessor.transform(self._features(data), labels=False)
+        batch = self._encode(self._features(data), labels=False)
         with _threads_for(len(batch)):
             _, gates = predict_logits(self.model, batch, batch_size, gates=True)
         assert gates is not None
@@ -99,8 +100,8 @@ class TrainedModel:
         Regression metrics are in the target's own unit; with ``metrics.group_by`` in the run
         config, binary tasks also get the grouped AUC (the column must be in the table).
         """
-        table = self._table(data)
-        batch = self.preprocessor.transform(table, labels=True)
+        table = self._table(data, warn=False)
+        batch = self._encode(table, labels=True)
         group_by = self.config.metrics.group_by
         groups = None if group_by is None else group_codes(table, group_by)
         metrics = evaluate(
@@ -114,10 +115,28 @@ class TrainedModel:
         warn_undefined_metrics(metrics)
         return metrics
 
-    def _table(self, data: Any) -> Any:
+    def _table(self, data: Any, warn: bool = True) -> Any:
         table = as_arrow(read_any(data, self.config.data) if isinstance(data, str | Path) else data)
-        warn_unseen_categories(table, self.preprocessor.vocabularies_, self.preprocessor.lookups())
+        if warn:
+            warn_unseen_categories(table, self.preprocessor.vocabularies_)
         return table
+
+    def _encode(self, table: Any, labels: bool) -> Batch:
+        """``preprocessor.transform(table)``, then the unseen-category warning from its codes.
+
+        The codes the transform computed say which values are outside the vocabularies (index
+        0), so the warning costs no second lookup.
+        """
+        batch = self.preprocessor.transform(table, labels=labels)
+        if isinstance(table, pa.Table):
+            names = [f.name for f in self.preprocessor.features.categorical]
+            codes = batch.categorical[:, : len(names)].numpy()
+            warn_unseen_categories(
+                table,
+                self.preprocessor.vocabularies_,
+                {name: codes[:, j] for j, name in enumerate(names)},
+            )
+        return batch
 
     def _features(self, data: Any) -> Any:
         """The feature columns of ``data``; a DataFrame's are converted one column at a time.
@@ -128,14 +147,12 @@ class TrainedModel:
         import pandas as pd
 
         if not isinstance(data, pd.DataFrame) or not data.columns.is_unique:
-            return self._table(data)
+            return self._table(data, warn=False)
         names = [c for c in self.preprocessor.features.column_names if c in data.columns]
         try:
-            table = pa.table({c: pa.Array.from_pandas(data[c]) for c in names})
+            return pa.table({c: pa.Array.from_pandas(data[c]) for c in names})
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return data  # the transform's own conversion reports the column
-        warn_unseen_categories(table, self.preprocessor.vocabularies_, self.preprocessor.lookups())
-        return table
 
     # ---- persistence ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,13 +107,13 @@ def check_table_columns(
 def unseen_categories(
     table: pa.Table,
     vocabularies: dict[str, list[str]],
-    lookups: Mapping[str, Callable[[Any], np.ndarray]] | None = None,
+    codes: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per categorical column: rows, unseen rows, and the most frequent unseen values.
 
-    ``lookups`` (``Preprocessor.lookups()``: token → index, 0 when outside the vocabulary)
-    answer the membership test with the hash tables the preprocessor already holds; without
-    them each call builds a set of the vocabulary.
+    ``codes[name]`` (``int (N,)``), the column's vocabulary indices as the preprocessor encoded
+    them (0: outside the vocabulary), answer the membership test without a second lookup;
+    without them each call builds a set of the vocabulary.
 
     Example:
         >>> t = pa.table({"city": ["Paris", "paris", " Paris", None]})
@@ -127,8 +127,8 @@ def unseen_categories(
         text = canonical_strings(table.column(name))
         # An empty string is read where a CSV writer left a missing value: it scores as
         # unknown exactly like a missing value, so it is not reported as unseen.
-        if lookups is not None and name in lookups:
-            outside = lookups[name](text) == 0
+        if codes is not None and name in codes:
+            outside = codes[name] == 0
             if len(text) <= 64:  # a few rows: plain Python beats a dozen Arrow calls per column
                 values = text.to_pylist()
                 seen = [v for v in values if v is not None]
@@ -162,10 +162,10 @@ def _top(values: list[str]) -> list[tuple[str, int]]:
 def warn_unseen_categories(
     table: pa.Table,
     vocabularies: dict[str, list[str]],
-    lookups: Mapping[str, Callable[[Any], np.ndarray]] | None = None,
+    codes: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Warn (``MmoeWarning``) for each column where more than 1% of the values are unseen."""
-    for name, entry in unseen_categories(table, vocabularies, lookups).items():
+    for name, entry in unseen_categories(table, vocabularies, codes).items():
         rows, unseen = entry["rows"], entry["unseen"]
         if not rows or unseen / rows <= UNSEEN_WARN_SHARE:
             continue
