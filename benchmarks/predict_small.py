@@ -61,7 +61,8 @@ def main() -> None:
     for n in ("1", "256"):
         before = statistics.median(r[n] for r in results["before"])
         after = statistics.median(r[n] for r in results["after"])
-        print(f"{n} rows: before {before:,.0f} rows/s, after {after:,.0f} rows/s, ×{after / before:.2f}")
+        ratio = after / before
+        print(f"{n} rows: before {before:,.0f} rows/s, after {after:,.0f} rows/s, ×{ratio:.2f}")
 
 
 if __name__ == "__main__":
