@@ -302,6 +302,16 @@ def test_streaming_training_with_weights_runs_and_reports(tmp_path, ranking_log)
     assert again.keys() == run.metrics["valid"].keys()
     for task, metrics in again.items():
         assert metrics == pytest.approx(run.metrics["valid"][task])
+    # Provenance of a stream: every Parquet file with its size and row count; the environment
+    # is read when training starts and the end time is added.
+    prov = json.loads((tmp_path / "run/provenance.json").read_text())
+    files = prov["data"]["files"]
+    assert sorted(Path(f["path"]).name for f in files) == sorted(
+        p.name for p in ranking_log.rglob("*.parquet")
+    )
+    assert sum(f["rows"] for f in files) == 4_000 and all(f["bytes"] > 0 for f in files)
+    env = prov["environment"]
+    assert env["time_utc"] <= env["finished_utc"]
 
 
 def test_streaming_sigkill_then_resume_is_bit_identical(tmp_path, ranking_log):

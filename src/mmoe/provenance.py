@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import platform
 import shlex
@@ -48,7 +49,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),  # when training started
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
         "cwd": str(Path.cwd()),
     }
@@ -111,11 +112,43 @@ def data_fingerprint(source: Any, rows: dict[str, int]) -> dict[str, Any]:
         files = [Path(p) for p in (source.train, source.valid, source.test) if p is not None]
     elif kind == "census" and source.data_dir is not None:
         files = sorted(Path(source.data_dir).glob("census-income.*"))
+    elif kind == "movielens" and source.data_dir is not None:
+        files = [Path(source.data_dir) / name for name in ("u.data", "u.user", "u.item")]
+    elif kind == "parquet_dataset":
+        for spec in (source.train, source.valid, source.test):
+            files += [] if spec is None else parquet_files(spec)
+    entries = [file_fingerprint(p) for p in files if p.is_file()]
+    if kind == "parquet_dataset":  # a stream has no row counts up front: the files' metadata does
+        import pyarrow.parquet as pq
+
+        for entry in entries:
+            entry["rows"] = pq.ParquetFile(entry["path"]).metadata.num_rows
     return {
         "source": kind,
         "splits": {name: {"rows": n} for name, n in rows.items()},
-        "files": [file_fingerprint(p) for p in files if p.is_file()],
+        "files": entries,
     }
 
 
-__all__ = ["HASH_LIMIT_BYTES", "PROVENANCE_FILE", "data_fingerprint", "environment"]
+def parquet_files(spec: str | Path) -> list[Path]:
+    """The Parquet files a ``parquet_dataset`` path names: a file, a folder (recursively) or a glob.
+
+    Example:
+        >>> parquet_files("/nowhere/*.parquet")
+        []
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    if path.is_file():
+        return [path]
+    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+
+
+__all__ = [
+    "HASH_LIMIT_BYTES",
+    "PROVENANCE_FILE",
+    "data_fingerprint",
+    "environment",
+    "parquet_files",
+]

@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,9 @@ def train(
         command += f" --nproc {dist.world_size}"
     try:
         _set_threads(config, dist.local_world_size, device)
+        # Read at the start: the code and command that trained the run, not the checkout's
+        # state when a long run ends.
+        env = environment()
         checkpoint_dir = None if staging is None else staging / CHECKPOINT_DIR
         fitted = None
         if resume:
@@ -232,7 +235,8 @@ def train(
             trained.save(staging)
             write_json(staging / METRICS_FILE, metrics)
             fingerprint = data_fingerprint(config.data, inputs.rows)
-            provenance = {"environment": environment(), "data": fingerprint}
+            env["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            provenance = {"environment": env, "data": fingerprint}
             write_json(staging / PROVENANCE_FILE, provenance)
             _publish(staging, out)
         return Run(trained, metrics, out, result.history)
