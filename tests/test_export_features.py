@@ -67,6 +67,8 @@ def damaged(n: int = 200) -> pa.Table:
     gain[rows % 5 == 1] = np.nan
     gain[rows % 13 == 2] = 123.5  # a value the `values` encoding never kept
     gain[rows % 19 == 5] = -37.0
+    gain[rows % 23 == 6] = -0.0  # equals the kept 0.0
+    gain[rows % 29 == 7] = np.nextafter(0.0, 1.0)  # one ulp from a kept value: never kept
     age[rows % 6 == 2] = np.nan
     age[rows % 17 == 4] = 150.0  # beyond the last edge
     return pa.table({"city": pa.array(city.tolist(), pa.string()), "gain": gain, "age": age})
@@ -197,6 +199,11 @@ def test_encoded_inputs_of_the_graph_equal_preprocessor_transform(
     assert np.array_equal(num, batch.numeric.numpy())
     gain = rows.column("gain").to_numpy(zero_copy_only=False)
     assert np.all(cat[np.isnan(gain), 1] == 0) and np.all(cat[gain == 123.5, 1] == 0)
+    # the exact lookup on doubles: -0.0 is 0.0's code, a value one ulp away is unknown
+    zero_code = cat[(gain == 0.0) & ~np.signbit(gain), 1]
+    assert zero_code.size and np.all(zero_code > 0)
+    assert np.all(cat[np.signbit(gain) & (gain == 0.0), 1] == zero_code[0])
+    assert np.all(cat[gain == np.nextafter(0.0, 1.0), 1] == 0)
 
 
 def test_seed_ensemble_exports_as_one_graph_with_every_members_gates(

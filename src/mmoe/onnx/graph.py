@@ -9,7 +9,8 @@
 - numeric column (doubles ``(N,)``, NaN = missing) → optional ``sign(x)·log(1+|x|)`` → NaN and
   ±inf replaced by the training mean → ``(x - mean) / std`` in double → ``numeric`` ``(N, Fn)``
   float32 (the preprocessor also computes in float64 and rounds once to float32);
-- numeric encodings (``mmoe.data.encodings``): ``values`` → ``Equal``/``ReduceSum``, bins →
+- numeric encodings (``mmoe.data.encodings``): ``values`` → a ``LabelEncoder`` on doubles
+  (``GreaterOrEqual``/``LessOrEqual``/``ReduceSum`` after a transform), bins →
   ``GreaterOrEqual``/``ReduceSum`` + ``Where(IsNaN)``, both appended to ``categorical`` after the
   categorical features; ``piecewise_linear`` → ``Clip((x - lower) / width, 0, 1)`` in the
   ``numeric`` columns, after the feature's standardised value when that is kept.
@@ -29,9 +30,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-#: Opsets of the exported file: the default domain and ``ai.onnx.ml`` (LabelEncoder).
+#: Opsets of the exported file: the default domain and ``ai.onnx.ml`` (LabelEncoder; version 4
+#: for its tensor attributes, which take the double keys of the ``values`` encoding).
 OPSET = 18
-ML_OPSET = 2
+ML_OPSET = 4
 
 #: Names of the network's inputs and outputs inside the joined graph.
 CATEGORICAL = "categorical"
@@ -91,8 +93,7 @@ def preprocessing_graph(
         ['city', 'age']
     """
     part = GraphPart()
-    axis1 = part.const("mmoe/axis1", np.array([1], dtype=np.int64))
-    codes = []
+    codes = []  # (N,) int64 per embedded column, in model order
     for name in categorical_order:
         part.inputs.append(helper.make_tensor_value_info(name, TensorProto.STRING, ["N"]))
         vocab = vocabularies[name]
@@ -109,9 +110,8 @@ def preprocessing_graph(
         else:  # every training token was rare: everything encodes to 0
             shape = part.node("Shape", [name], f"mmoe/shape/{name}")
             part.node("ConstantOfShape", [shape], code, value=_int64_tensor(0))
-        codes.append(part.node("Unsqueeze", [code, axis1], f"mmoe/code2d/{name}"))
-    if codes:
-        _concat(part, codes, FEATURE_CODES)
+        codes.append(code)
+    feature_codes = _stack(part, codes, FEATURE_CODES) if codes else None
     columns, raw = [], {}
     for name, transform, _, _ in numeric:
         part.inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
@@ -127,11 +127,11 @@ def preprocessing_graph(
             )
         else:
             assert transform == "none", f"no ONNX form for numeric transform {transform!r}"
-        raw[name] = part.node("Unsqueeze", [x, axis1], f"mmoe/col/{name}")
-        columns.append(raw[name])
+        raw[name] = x
+        columns.append(x)
     scaled = None
     if columns:
-        stacked = _concat(part, columns, "mmoe/numeric_raw")
+        stacked = _stack(part, columns, "mmoe/numeric_raw")
         means = part.const("mmoe/means", np.array([m for _, _, m, _ in numeric], np.float64))
         stds = part.const("mmoe/stds", np.array([s for _, _, _, s in numeric], np.float64))
         nan = part.node("IsNaN", [stacked], "mmoe/is_nan")
@@ -143,28 +143,51 @@ def preprocessing_graph(
     if not encodings:
         if scaled is not None:
             part.node("Cast", [scaled], NUMERIC, to=TensorProto.FLOAT)
-        if codes:
-            part.node("Identity", [FEATURE_CODES], CATEGORICAL)
+        if feature_codes:
+            part.node("Identity", [feature_codes], CATEGORICAL)
         return part
     wide: list[str] = []  # numeric columns of the model, float64
+    encoded: list[str] = []  # (N,) int64 code of each encoded numeric feature
     for j, (name, transform, mean, _) in enumerate(numeric):
         kind, keep_raw, values = encodings[name]
         if keep_raw or kind == "standardize":
             index = part.const(f"mmoe/z_index/{name}", np.array([j], dtype=np.int64))
             wide.append(part.node("Gather", [scaled, index], f"mmoe/z/{name}", axis=1))
         if kind == "piecewise_linear":
-            wide.append(_piecewise_linear(part, name, raw[name], mean, values))
+            axis1 = part.const(f"mmoe/axis1/{name}", np.array([1], dtype=np.int64))
+            x2d = part.node("Unsqueeze", [raw[name], axis1], f"mmoe/col/{name}")
+            wide.append(_piecewise_linear(part, name, x2d, mean, values))
         elif kind in ("values", "quantile_bins", "tree_bins"):
             # Codes are decided on the untransformed input against thresholds mapped back
             # through the (monotone) transform: onnxruntime's Log is not numpy's log1p to the
             # last bit, and a code must not flip on a value that sits exactly on an edge.
-            x = part.node("Unsqueeze", [name, axis1], f"mmoe/input2d/{name}")
-            codes.append(_encoding_codes(part, name, x, kind, values, transform))
-    if codes:
-        _concat(part, codes, CATEGORICAL)
+            encoded.append(_encoding_codes(part, name, name, kind, values, transform))
+    if encoded:
+        tail = _stack(part, encoded, "mmoe/encoded_codes")
+        _concat(part, [feature_codes, tail] if feature_codes else [tail], CATEGORICAL)
+    elif feature_codes:
+        part.node("Identity", [feature_codes], CATEGORICAL)
     if wide:
         part.node("Cast", [_concat(part, wide, "mmoe/numeric_wide")], NUMERIC, to=TensorProto.FLOAT)
     return part
+
+
+def _stack(part: GraphPart, columns: list[str], output: str) -> str:
+    """Columns ``(N,)`` → ``(N, F)``: one ``Concat`` and a transpose, not one op per column.
+
+    ``Concat`` along axis 0 gives ``(F·N,)``, ``Reshape`` to ``(F, N)`` (``N`` read from the
+    first column, so a batch of 0 rows keeps its shape) and ``Transpose``. Per-column
+    ``Unsqueeze`` + ``Concat`` cost one operator call per feature on every request.
+    """
+    if len(columns) == 1:
+        axis1 = part.const(f"{output}/axis1", np.array([1], dtype=np.int64))
+        return part.node("Unsqueeze", [columns[0], axis1], output)
+    flat = part.node("Concat", columns, f"{output}/flat", axis=0)
+    count = part.const(f"{output}/count", np.array([len(columns)], dtype=np.int64))
+    rows = part.node("Shape", [columns[0]], f"{output}/rows")
+    shape = part.node("Concat", [count, rows], f"{output}/shape", axis=0)
+    by_feature = part.node("Reshape", [flat, shape], f"{output}/by_feature")
+    return part.node("Transpose", [by_feature], output, perm=[1, 0])
 
 
 def _piecewise_linear(part: GraphPart, name: str, x: str, mean: float, edges: list[float]) -> str:
@@ -185,38 +208,54 @@ def _piecewise_linear(part: GraphPart, name: str, x: str, mean: float, edges: li
 def _encoding_codes(
     part: GraphPart, name: str, x: str, kind: str, values: list[float], transform: str
 ) -> str:
-    """The embedded column ``(N, 1)`` int64 of a ``values`` or bin encoding of input ``x``.
+    """The embedded column ``(N,)`` int64 of a ``values`` or bin encoding of input ``x``.
 
-    ``x`` ``(N, 1)`` is the untransformed input; ``values`` are in the transformed domain.
+    ``x`` ``(N,)`` is the untransformed input; ``values`` are in the transformed domain.
     ``values``: ``k + 1`` where ``f(x)`` equals the ``k``-th kept value, i.e. where ``x`` lies
     in that value's preimage ``[lowest_at_least(v), highest_at_most(v)]``, else 0 (NaN is in
-    none). Bins: ``1 + #{edges e : f(x) >= e}`` = ``1 + #{e : x >= lowest_at_least(e)}``, 0
-    where ``x`` is NaN.
+    none). Without a transform each preimage is the value itself, so the code is one exact
+    ``LabelEncoder`` lookup on doubles (a hash; ``-0.0`` finds ``0.0``, NaN finds nothing)
+    instead of comparisons against every kept value. Bins: ``1 + #{edges e : f(x) >= e}`` =
+    ``1 + #{e : x >= lowest_at_least(e)}``, 0 where ``x`` is NaN.
     """
     out = f"mmoe/enc/{name}"
     kept = np.asarray(values, dtype=np.float64)
     if not kept.size and kind == "values":  # nothing kept: every value is unknown
         shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
         return part.node("ConstantOfShape", [shape], out, value=_int64_tensor(0))
+    if kind == "values" and transform == "none":
+        return part.node(
+            "LabelEncoder",
+            [x],
+            out,
+            keys_tensor=numpy_helper.from_array(kept, f"mmoe/enc_keys/{name}"),
+            values_tensor=numpy_helper.from_array(
+                np.arange(1, kept.size + 1, dtype=np.int64), f"mmoe/enc_values/{name}"
+            ),
+            default_tensor=numpy_helper.from_array(
+                np.array([0], dtype=np.int64), f"mmoe/enc_default/{name}"
+            ),
+        )
+    axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
     if kind == "values":
-        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
+        x2d = part.node("Unsqueeze", [x, axes], f"mmoe/enc_x/{name}")
         lo = part.const(f"mmoe/enc_lo/{name}", lowest_at_least(kept, transform)[None, :])
         hi = part.const(f"mmoe/enc_hi/{name}", highest_at_most(kept, transform)[None, :])
         ranks = part.const(f"mmoe/enc_ranks/{name}", np.arange(1, kept.size + 1)[None, :])
-        above = part.node("GreaterOrEqual", [x, lo], f"mmoe/enc_above/{name}")
-        below = part.node("LessOrEqual", [x, hi], f"mmoe/enc_below/{name}")
+        above = part.node("GreaterOrEqual", [x2d, lo], f"mmoe/enc_above/{name}")
+        below = part.node("LessOrEqual", [x2d, hi], f"mmoe/enc_below/{name}")
         hit = part.node("And", [above, below], f"mmoe/enc_eq/{name}")
         hit64 = part.node("Cast", [hit], f"mmoe/enc_hit/{name}", to=TensorProto.INT64)
         ranked = part.node("Mul", [hit64, ranks], f"mmoe/enc_ranked/{name}")
-        return part.node("ReduceSum", [ranked, axes], out, keepdims=1)
+        return part.node("ReduceSum", [ranked, axes], out, keepdims=0)
     one = part.const(f"mmoe/enc_one/{name}", np.array(1, dtype=np.int64))
     zero = part.const(f"mmoe/enc_zero/{name}", np.array(0, dtype=np.int64))
     if kept.size:
-        axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
+        x2d = part.node("Unsqueeze", [x, axes], f"mmoe/enc_x/{name}")
         c = part.const(f"mmoe/enc_edges/{name}", lowest_at_least(kept, transform)[None, :])
-        above = part.node("GreaterOrEqual", [x, c], f"mmoe/enc_ge/{name}")
+        above = part.node("GreaterOrEqual", [x2d, c], f"mmoe/enc_ge/{name}")
         above64 = part.node("Cast", [above], f"mmoe/enc_above/{name}", to=TensorProto.INT64)
-        count = part.node("ReduceSum", [above64, axes], f"mmoe/enc_count/{name}", keepdims=1)
+        count = part.node("ReduceSum", [above64, axes], f"mmoe/enc_count/{name}", keepdims=0)
     else:  # one bin
         shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
         count = part.node(

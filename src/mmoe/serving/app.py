@@ -3,8 +3,10 @@
 Routes:
 
 - ``POST /v1/predict``: ``{"rows": [...]}`` or ``{"columns": {...}}`` (see
-  ``mmoe.serving.requests``) → ``{task: [values in input order], ...}`` plus ``"gates"``
-  ``(N, G, E)`` when the body asks ``"gates": true``;
+  ``mmoe.serving.requests``), or an Arrow IPC stream with ``Content-Type:
+  application/vnd.apache.arrow.stream`` (``mmoe.serving.arrow_body``) → ``{task: [values in
+  input order], ...}`` plus ``"gates"`` ``(N, G, E)`` when the body asks ``"gates": true`` (an
+  Arrow request: ``?gates=true``);
 - ``GET /v1/metadata``: tasks, features with their kinds, versions, gate and expert names;
 - ``GET /healthz`` (the process answers) and ``GET /readyz`` (the model is loaded and scored a
   warm-up row);
@@ -33,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from mmoe.errors import ArtifactError
 from mmoe.onnx.metadata import ModelInfo
+from mmoe.serving.arrow_body import ARROW_STREAM, parse_arrow
 from mmoe.serving.metrics import Metrics
 from mmoe.serving.requests import Limits, RequestError, parse_body, too_large
 
@@ -116,7 +119,10 @@ def create_app(
         started = time.perf_counter()
         try:
             raw = await _read_body(scope, receive, limits)
-            parsed = parse_body(raw, info, limits)
+            if _content_type(scope) == ARROW_STREAM:
+                parsed = parse_arrow(raw, info, limits, _gates_query(scope))
+            else:
+                parsed = parse_body(raw, info, limits)
         except RequestError as exc:
             metrics.observe_error(exc.kind)
             metrics.observe_request("/v1/predict", exc.status, time.perf_counter() - started)
@@ -218,6 +224,29 @@ async def _read_body(scope: dict[str, Any], receive: Any, limits: Limits) -> byt
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _content_type(scope: dict[str, Any]) -> str:
+    """The request's media type, lower case, without parameters (``""`` when absent)."""
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower()
+    return ""
+
+
+def _gates_query(scope: dict[str, Any]) -> bool:
+    """``?gates=true`` (or ``1``) of an Arrow request; a 422 for any other value."""
+    for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
+        key, _, value = pair.partition("=")
+        if key == "gates":
+            if value.lower() in ("true", "1"):
+                return True
+            if value.lower() in ("false", "0", ""):
+                return False
+            raise RequestError(
+                422, "wrong_type", "gates", f"gates={value[:20]} in the URL", "use ?gates=true"
+            )
+    return False
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

@@ -149,7 +149,7 @@ def _from_rows(
         raise RequestError(
             422, "wrong_type", "rows", f"rows is a {_kind(rows)}", "send a list of objects"
         )
-    _check_count(len(rows), "rows", limits)
+    check_count(len(rows), "rows", limits)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise RequestError(
@@ -164,7 +164,7 @@ def _from_rows(
         values = [row.get(name, _ABSENT) for row in rows]
         for i, v in enumerate(values):
             if v is _ABSENT:
-                raise _missing(f"rows[{i}].{name}", name, rows[i], info)
+                raise missing_feature(f"rows[{i}].{name}", name, rows[i], info)
         out[name] = (values, f"rows[].{name}")
     return out, len(rows)
 
@@ -183,7 +183,7 @@ def _from_columns(
     out, length, first = {}, None, None
     for name in [*info.categorical, *info.numeric]:
         if name not in columns:
-            raise _missing(f"columns.{name}", name, columns, info)
+            raise missing_feature(f"columns.{name}", name, columns, info)
         values = columns[name]
         if not isinstance(values, list):
             raise RequestError(
@@ -195,7 +195,7 @@ def _from_columns(
             )
         if length is None:
             length, first = len(values), name
-            _check_count(length, f"columns.{name}", limits)
+            check_count(length, f"columns.{name}", limits)
         elif len(values) != length:
             raise RequestError(
                 422,
@@ -208,7 +208,8 @@ def _from_columns(
     return out, length or 0
 
 
-def _check_count(n: int, field: str, limits: Limits) -> None:
+def check_count(n: int, field: str, limits: Limits) -> None:
+    """Refuse 0 rows (422) and more rows than ``limits.max_rows`` (413)."""
     if n == 0:
         raise RequestError(422, "no_rows", field, f"{field} is empty", "send at least one row")
     if n > limits.max_rows:
@@ -221,7 +222,10 @@ def _check_count(n: int, field: str, limits: Limits) -> None:
         )
 
 
-def _missing(field: str, name: str, given: dict[str, Any], info: ModelInfo) -> RequestError:
+def missing_feature(
+    field: str, name: str, given: dict[str, Any] | set[str], info: ModelInfo
+) -> RequestError:
+    """A 422 naming the first missing feature (and how many more are absent)."""
     needed = [*info.categorical, *info.numeric]
     absent = [n for n in needed if n not in given]
     more = f" (and {len(absent) - 1} more: {', '.join(absent[1:4])}...)" if len(absent) > 1 else ""
@@ -301,4 +305,13 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-__all__ = ["Limits", "ParsedRequest", "RequestError", "parse_body"]
+__all__ = [
+    "Limits",
+    "ParsedRequest",
+    "RequestError",
+    "categorical_array",
+    "check_count",
+    "missing_feature",
+    "parse_body",
+    "too_large",
+]
