@@ -3,9 +3,11 @@
 Starts `python -m mmoe serve MODEL.onnx` on 127.0.0.1 (start-up time and RSS measured), drives it
 with a bounded load generator (keep-alive HTTP/1.1 connections on asyncio; each cell capped by a
 request count and a duration) at concurrency 1, 8, 32 and request sizes 1, 32, 256 rows of the
-census test file, and prints p50/p99 latency, rows/s and errors per cell. In the same run it
+census test file, with JSON (``rows``) and Arrow IPC stream bodies (``--bodies``), and prints
+p50/p99 latency, rows/s and errors per cell. In the same run it
 measures the in-process onnxruntime rows/s on pre-encoded arrays (the ceiling; the
-``--tensor-inputs`` export, batches of 1/32/256) and ``TrainedModel.predict`` rows/s on
+``--tensor-inputs`` export, batches of 1/32/256), the raw-input export the server runs (on
+ready arrays: the graph's own cost) and ``TrainedModel.predict`` rows/s on
 DataFrames of the same sizes (the Python path), interleaved, and prints the ratios.
 
     python benchmarks/serving.py RUN_DIR                       # the table
@@ -36,6 +38,8 @@ import pyarrow as pa
 import mmoe
 from mmoe.data.census import read_census_file
 from mmoe.data.tables import canonical_strings
+from mmoe.onnx.metadata import ModelInfo, table_feed
+from mmoe.serving.arrow_body import ARROW_STREAM
 
 SIZES = (1, 32, 256)
 CONCURRENCY = (1, 8, 32)
@@ -56,6 +60,24 @@ def json_rows(table: pa.Table, trained: mmoe.TrainedModel) -> list[dict]:
     for feat in trained.preprocessor.features.numeric:
         columns[feat.name] = table.column(feat.name).to_pylist()
     return [dict(zip(columns, v, strict=True)) for v in zip(*columns.values(), strict=True)]
+
+
+def arrow_columns(table: pa.Table, trained: mmoe.TrainedModel) -> pa.Table:
+    """The feature columns as a client would send them in Arrow: categories as text, doubles."""
+    columns = {}
+    for feat in trained.preprocessor.features.categorical:
+        columns[feat.name] = canonical_strings(table.column(feat.name))
+    for feat in trained.preprocessor.features.numeric:
+        columns[feat.name] = table.column(feat.name).cast(pa.float64())
+    return pa.table(columns)
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    """``table`` as one Arrow IPC stream (the body of an Arrow request)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def rss_mib(pid: int) -> float:
@@ -79,11 +101,13 @@ class Client:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
@@ -114,6 +138,7 @@ async def drive(
     max_requests: int,
     max_seconds: float,
     check,
+    content_type: str = "application/json",
 ) -> dict:
     """Send ``bodies`` round-robin from ``concurrency`` connections; latency per request."""
     latencies: list[float] = []
@@ -130,7 +155,7 @@ async def drive(
             sent += 1
             body, rows = bodies[index % len(bodies)]
             start = time.perf_counter()
-            status, payload = await client.post("/v1/predict", body)
+            status, payload = await client.post("/v1/predict", body, content_type)
             latencies.append(time.perf_counter() - start)
             statuses[status] = statuses.get(status, 0) + 1
             problem = check(index % len(bodies), status, payload, rows)
@@ -208,6 +233,9 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at the end")
     parser.add_argument("--parity", action="store_true", help="full test file parity check")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--bodies", default="json,arrow", help="request body forms: json (rows), arrow (IPC stream)"
+    )
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -237,6 +265,10 @@ def main() -> None:
     batch = trained.preprocessor.transform(sample, labels=False)
     cat = batch.categorical.numpy().astype(np.int64)
     num = batch.numeric.numpy()
+    raw_options = ort.SessionOptions()
+    raw_options.intra_op_num_threads = 1
+    raw_session = ort.InferenceSession(str(raw_model), raw_options)
+    raw_info = ModelInfo.from_props(raw_session.get_modelmeta().custom_metadata_map)
     sessions = {}
     for threads in (1, None):
         options = ort.SessionOptions()
@@ -252,6 +284,10 @@ def main() -> None:
                 r, c = rate(lambda s=session, f=feed: s.run(tasks, f), n, 1.0)
                 figures.setdefault(f"ort_threads_{key or 'default'}", []).append(r)
                 figures.setdefault(f"ort_threads_{key or 'default'}_cpu", []).append(c)
+            feed = table_feed(sample.slice(0, n), raw_info)  # what the server's session runs
+            r, c = rate(lambda f=feed: raw_session.run(tasks, f), n, 1.0)
+            figures.setdefault("raw_graph_threads_1", []).append(r)
+            figures.setdefault("raw_graph_threads_1_cpu", []).append(c)
             df = frames[n]
             after, after_cpu = rate(lambda df=df: trained.predict(df), n)
             figures.setdefault("predict_after", []).append(after)
@@ -271,10 +307,16 @@ def main() -> None:
     print(f"server: started in {startup:.2f} s, RSS {rss_start:.0f} MiB (pid {proc.pid})")
     report["server"] = {"startup_seconds": startup, "rss_start_mib": rss_start}
 
-    def bodies_of(size: int) -> list[tuple[bytes, int]]:
+    columns = arrow_columns(sample, trained)
+
+    def bodies_of(size: int, form: str) -> list[tuple[bytes, int]]:
         out = []
         for start in range(0, len(rows) - size + 1, max(size, 97)):
-            out.append((json.dumps({"rows": rows[start : start + size]}).encode(), start))
+            if form == "arrow":
+                body = arrow_stream(columns.slice(start, size))
+            else:
+                body = json.dumps({"rows": rows[start : start + size]}).encode()
+            out.append((body, start))
         return out[:64]
 
     def checker(bodies: list[tuple[bytes, int]], size: int):
@@ -293,55 +335,57 @@ def main() -> None:
 
     cells = []
     print(
-        "\nconcurrency  rows/req  requests   p50 ms   p99 ms     rows/s  errors  "
+        "\nbody   concurrency  rows/req  requests   p50 ms   p99 ms     rows/s  errors  "
         "vs ort(best)  vs predict  server CPU ms/req  rows/CPU-s  vs ort CPU"
     )
-    for size in SIZES:
-        bodies = bodies_of(size)
+    forms = [f.strip() for f in args.bodies.split(",") if f.strip()]
+    for size, form, conc in [(s, f, c) for s in SIZES for f in forms for c in CONCURRENCY]:
+        bodies = bodies_of(size, form)
         ort_keys = [k for k in inproc[size] if k.startswith("ort") and not k.endswith("_cpu")]
         ceiling = max(statistics.median(inproc[size][k]) for k in ort_keys)
         cpu_ceiling = statistics.median(inproc[size]["ort_threads_1_cpu"])
         predict_rate = statistics.median(inproc[size]["predict_after"])
-        for conc in CONCURRENCY:
-            cpu_before = cpu_seconds(proc.pid)
-            result = asyncio.run(
-                drive(
-                    port,
-                    bodies,
-                    conc,
-                    args.max_requests,
-                    args.max_seconds,
-                    checker(bodies, size),
-                )
+        cpu_before = cpu_seconds(proc.pid)
+        result = asyncio.run(
+            drive(
+                port,
+                bodies,
+                conc,
+                args.max_requests,
+                args.max_seconds,
+                checker(bodies, size),
+                ARROW_STREAM if form == "arrow" else "application/json",
             )
-            server_cpu = (cpu_seconds(proc.pid) - cpu_before) / max(result["requests"], 1)
-            lat = np.array(result["latencies"]) * 1e3
-            rows_s = result["requests"] * size / result["seconds"]
-            errors = sum(n for s, n in result["statuses"].items() if s != 200)
-            cell = {
-                "concurrency": conc,
-                "rows": size,
-                "requests": result["requests"],
-                "p50_ms": float(np.percentile(lat, 50)),
-                "p99_ms": float(np.percentile(lat, 99)),
-                "rows_per_s": rows_s,
-                "errors": errors,
-                "problems": result["problems"][:5],
-                "vs_ort": rows_s / ceiling,
-                "vs_predict": rows_s / predict_rate,
-                "server_cpu_ms_per_request": server_cpu * 1e3,
-                "rows_per_server_cpu_second": size / max(server_cpu, 1e-9),
-                "vs_ort_cpu": size / max(server_cpu, 1e-9) / cpu_ceiling,
-            }
-            cells.append(cell)
-            print(
-                f"{conc:>11}  {size:>8}  {cell['requests']:>8}  {cell['p50_ms']:>7.2f}  "
-                f"{cell['p99_ms']:>7.2f}  {rows_s:>9,.0f}  {errors:>6}  "
-                f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}  "
-                f"{cell['server_cpu_ms_per_request']:>17.2f}  "
-                f"{cell['rows_per_server_cpu_second']:>10,.0f}  {cell['vs_ort_cpu']:>10.2f}"
-                + (f"  PROBLEMS: {result['problems'][:2]}" if result["problems"] else "")
-            )
+        )
+        server_cpu = (cpu_seconds(proc.pid) - cpu_before) / max(result["requests"], 1)
+        lat = np.array(result["latencies"]) * 1e3
+        rows_s = result["requests"] * size / result["seconds"]
+        errors = sum(n for s, n in result["statuses"].items() if s != 200)
+        cell = {
+            "body": form,
+            "concurrency": conc,
+            "rows": size,
+            "requests": result["requests"],
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "rows_per_s": rows_s,
+            "errors": errors,
+            "problems": result["problems"][:5],
+            "vs_ort": rows_s / ceiling,
+            "vs_predict": rows_s / predict_rate,
+            "server_cpu_ms_per_request": server_cpu * 1e3,
+            "rows_per_server_cpu_second": size / max(server_cpu, 1e-9),
+            "vs_ort_cpu": size / max(server_cpu, 1e-9) / cpu_ceiling,
+        }
+        cells.append(cell)
+        print(
+            f"{form:<5}  {conc:>11}  {size:>8}  {cell['requests']:>8}  {cell['p50_ms']:>7.2f}  "
+            f"{cell['p99_ms']:>7.2f}  {rows_s:>9,.0f}  {errors:>6}  "
+            f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}  "
+            f"{cell['server_cpu_ms_per_request']:>17.2f}  "
+            f"{cell['rows_per_server_cpu_second']:>10,.0f}  {cell['vs_ort_cpu']:>10.2f}"
+            + (f"  PROBLEMS: {result['problems'][:2]}" if result["problems"] else "")
+        )
     report["cells"] = cells
 
     if args.soak > 0:

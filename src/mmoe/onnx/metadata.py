@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,8 @@ PREFIX = "mmoe."
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The metadata of an exported model, parsed.
+    """The metadata of an exported model, parsed (once: the server reads the feature lists on
+    every request, and the features' JSON holds the numeric encodings' kept values).
 
     Example:
         >>> info = ModelInfo.from_props({"mmoe.tasks": '[{"name": "click", "type": "binary"}]',
@@ -61,23 +63,23 @@ class ModelInfo:
         raw = self.props.get(PREFIX + key)
         return default if raw is None else json.loads(raw)
 
-    @property
+    @cached_property
     def tasks(self) -> list[dict[str, str]]:
         return self._json("tasks", [])
 
-    @property
+    @cached_property
     def task_names(self) -> list[str]:
         return [t["name"] for t in self.tasks]
 
-    @property
+    @cached_property
     def features(self) -> list[dict[str, Any]]:
         return self._json("features", [])
 
-    @property
+    @cached_property
     def categorical(self) -> list[str]:
         return [f["name"] for f in self.features if f["kind"] == "categorical"]
 
-    @property
+    @cached_property
     def numeric(self) -> list[str]:
         return [f["name"] for f in self.features if f["kind"] == "numeric"]
 
@@ -89,11 +91,11 @@ class ModelInfo:
     def missing_category(self) -> str:
         return self.props.get(PREFIX + "missing_category", "")
 
-    @property
+    @cached_property
     def gate_rows(self) -> list[list[Any]]:
         return self._json("gate_rows", [])
 
-    @property
+    @cached_property
     def expert_names(self) -> list[str]:
         return self._json("expert_names", [])
 
