@@ -111,8 +111,12 @@ def serve_command(
 ) -> None:
     """Score a model over HTTP: POST /v1/predict, GET /v1/metadata, /healthz, /readyz, /metrics.
 
-    The server runs onnxruntime (a run directory is exported first, in a child process), so
-    the serving processes do not import torch.
+    POST /v1/predict takes JSON ({"rows": [{feature: value, ...}]} or {"columns": {feature:
+    [...]}}) or an Arrow IPC stream (Content-Type: application/vnd.apache.arrow.stream, one
+    column per feature). The server runs onnxruntime (a run directory is exported first, in a
+    child process), so the serving processes do not import torch.
+
+    Example: mmoe serve runs/g1 --port 8000 --workers 2
     """
     for module in ("onnxruntime", "fastapi", "uvicorn"):
         _require(module, "serve")
