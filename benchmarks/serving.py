@@ -57,8 +57,9 @@ def json_rows(table: pa.Table, trained: mmoe.TrainedModel) -> list[dict]:
     columns = {}
     for feat in trained.preprocessor.features.categorical:
         columns[feat.name] = canonical_strings(table.column(feat.name)).to_pylist()
-    for feat in trained.preprocessor.features.numeric:
-        columns[feat.name] = table.column(feat.name).to_pylist()
+    for feat in trained.preprocessor.features.numeric:  # NaN is not JSON: null is missing
+        values = table.column(feat.name).to_pylist()
+        columns[feat.name] = [None if v is None or v != v else v for v in values]
     return [dict(zip(columns, v, strict=True)) for v in zip(*columns.values(), strict=True)]
 
 
@@ -461,18 +462,26 @@ def parity(trained: mmoe.TrainedModel, model: Path, table: pa.Table, args) -> No
     port = free_port()
     proc, _ = start_server(model, port, args.threads, 1)
     rows = json_rows(damaged, trained)
-    served = {t: [] for t in tasks}
+    columns = arrow_columns(damaged, trained)
+    served: dict[str, dict[str, list]] = {"json": {t: [] for t in tasks}}
+    served["arrow"] = {t: [] for t in tasks}
 
     async def send_all() -> None:
         client = Client(port)
         for start in range(0, len(rows), 1000):
-            status, payload = await client.post(
-                "/v1/predict", json.dumps({"rows": rows[start : start + 1000]}).encode()
-            )
-            assert status == 200, payload[:200]
-            answer = json.loads(payload)
-            for t in tasks:
-                served[t] += answer[t]
+            bodies = {
+                "json": (
+                    json.dumps({"rows": rows[start : start + 1000]}).encode(),
+                    "application/json",
+                ),
+                "arrow": (arrow_stream(columns.slice(start, 1000)), ARROW_STREAM),
+            }
+            for form, (body, content_type) in bodies.items():
+                status, payload = await client.post("/v1/predict", body, content_type)
+                assert status == 200, payload[:200]
+                answer = json.loads(payload)
+                for t in tasks:
+                    served[form][t] += answer[t]
 
     asyncio.run(send_all())
     proc.terminate()
@@ -480,7 +489,11 @@ def parity(trained: mmoe.TrainedModel, model: Path, table: pa.Table, args) -> No
         want = expected[t].to_numpy()
         print(
             f"{t}: {len(want)} rows; max |onnx - predict| {np.max(np.abs(got[t] - want)):.2e}; "
-            f"max |server - predict| {np.max(np.abs(np.asarray(served[t]) - want)):.2e}"
+            + "; ".join(
+                f"max |server ({form}) - predict| "
+                f"{np.max(np.abs(np.asarray(served[form][t]) - want)):.2e}"
+                for form in served
+            )
         )
 
 
