@@ -39,7 +39,14 @@ import mmoe
 from mmoe.data.census import read_census_file
 from mmoe.data.tables import canonical_strings
 from mmoe.onnx.metadata import ModelInfo, table_feed
-from mmoe.serving.arrow_body import ARROW_STREAM
+from mmoe.serving.arrow_body import ARROW_STREAM, parse_arrow
+from mmoe.serving.requests import Limits, parse_body
+
+
+def parse_arrow_body(body: bytes, info: ModelInfo, limits: Limits):
+    """``parse_arrow`` with the JSON parser's signature (no gates)."""
+    return parse_arrow(body, info, limits, False)
+
 
 SIZES = (1, 32, 256)
 CONCURRENCY = (1, 8, 32)
@@ -263,6 +270,14 @@ def main() -> None:
 
     # -- in-process: onnxruntime on encoded arrays, TrainedModel.predict before/after ---------
     inproc: dict = {}
+    columns = arrow_columns(sample, trained)
+    request_bodies = {
+        n: {
+            "json": json.dumps({"rows": rows[:n]}).encode(),
+            "arrow": arrow_stream(columns.slice(0, n)),
+        }
+        for n in SIZES
+    }
     batch = trained.preprocessor.transform(sample, labels=False)
     cat = batch.categorical.numpy().astype(np.int64)
     num = batch.numeric.numpy()
@@ -289,6 +304,12 @@ def main() -> None:
             r, c = rate(lambda f=feed: raw_session.run(tasks, f), n, 1.0)
             figures.setdefault("raw_graph_threads_1", []).append(r)
             figures.setdefault("raw_graph_threads_1_cpu", []).append(c)
+            # reading a request body into that feed, as the server does (no HTTP)
+            for form, body in request_bodies[n].items():
+                parse = parse_body if form == "json" else parse_arrow_body
+                r, c = rate(lambda p=parse, b=body: p(b, raw_info, Limits()), n, 1.0)
+                figures.setdefault(f"parse_{form}", []).append(r)
+                figures.setdefault(f"parse_{form}_cpu", []).append(c)
             df = frames[n]
             after, after_cpu = rate(lambda df=df: trained.predict(df), n)
             figures.setdefault("predict_after", []).append(after)
@@ -307,8 +328,6 @@ def main() -> None:
     rss_start = rss_mib(proc.pid)
     print(f"server: started in {startup:.2f} s, RSS {rss_start:.0f} MiB (pid {proc.pid})")
     report["server"] = {"startup_seconds": startup, "rss_start_mib": rss_start}
-
-    columns = arrow_columns(sample, trained)
 
     def bodies_of(size: int, form: str) -> list[tuple[bytes, int]]:
         out = []
