@@ -116,8 +116,11 @@ def encoded_splits(config_path: str, data_dir: str, task: str) -> dict[str, Any]
     }
 
 
-def fit_lightgbm(data: dict[str, Any], params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One early-stopped booster: validation and test AUC, trees, seconds, test predictions."""
+def fit_lightgbm(
+    data: dict[str, Any], params: dict[str, Any], seed: int, num_rounds: int = NUM_ROUNDS
+) -> dict[str, Any]:
+    """One early-stopped booster (at most ``num_rounds`` trees): validation and test AUC, trees,
+    seconds."""
     try:
         import lightgbm
     except ImportError:
@@ -132,7 +135,7 @@ def fit_lightgbm(data: dict[str, Any], params: dict[str, Any], seed: int) -> dic
     booster = lightgbm.train(
         params,
         lightgbm.Dataset(x_train, y_train, categorical_feature=cats),
-        num_boost_round=NUM_ROUNDS,
+        num_boost_round=num_rounds,
         valid_sets=[lightgbm.Dataset(x_valid, y_valid, categorical_feature=cats)],
         callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )
