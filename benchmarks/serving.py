@@ -88,11 +88,27 @@ def arrow_stream(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def server_processes(pid: int) -> list[int]:
+    """``pid`` and its worker processes (``mmoe serve --workers N`` forks N children)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return [pid, *children]
+
+
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server: the process and its workers together."""
+    total = 0.0
+    for one in server_processes(pid):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def free_port() -> int:
@@ -217,9 +233,12 @@ def rate(fn, rows: int, seconds: float = 2.0) -> tuple[float, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of the server: process ``pid`` and its workers."""
+    total = 0
+    for one in server_processes(pid):
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def predict_before(trained: mmoe.TrainedModel, df) -> np.ndarray:
