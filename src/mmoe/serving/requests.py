@@ -161,6 +161,8 @@ def _from_rows(
                 "send each row as an object {feature: value}",
             )
     names = [*info.categorical, *info.numeric]
+    if not names:
+        return {}, len(rows)
     pick = itemgetter(*names)
     try:  # rows → columns in C: one itemgetter call per row, then zip
         picked = list(map(pick, rows))
