@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import platform
 import shlex
@@ -27,6 +26,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from mmoe.data.streaming import parquet_dataset_files
 
 #: Files larger than this are fingerprinted by size and mtime instead of a hash.
 HASH_LIMIT_BYTES = 512 * 2**20
@@ -116,7 +117,7 @@ def data_fingerprint(source: Any, rows: dict[str, int]) -> dict[str, Any]:
         files = [Path(source.data_dir) / name for name in ("u.data", "u.user", "u.item")]
     elif kind == "parquet_dataset":
         for spec in (source.train, source.valid, source.test):
-            files += [] if spec is None else parquet_files(spec)
+            files += [] if spec is None else parquet_dataset_files(spec)
     entries = [file_fingerprint(p) for p in files if p.is_file()]
     if kind == "parquet_dataset":  # a stream has no row counts up front: the files' metadata does
         import pyarrow.parquet as pq
@@ -130,25 +131,9 @@ def data_fingerprint(source: Any, rows: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def parquet_files(spec: str | Path) -> list[Path]:
-    """The Parquet files a ``parquet_dataset`` path names: a file, a folder (recursively) or a glob.
-
-    Example:
-        >>> parquet_files("/nowhere/*.parquet")
-        []
-    """
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*.parquet") if p.is_file())
-    if path.is_file():
-        return [path]
-    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
-
-
 __all__ = [
     "HASH_LIMIT_BYTES",
     "PROVENANCE_FILE",
     "data_fingerprint",
     "environment",
-    "parquet_files",
 ]

@@ -119,6 +119,14 @@ class ParquetRows:
             yield self.read(unit, columns)
 
 
+def parquet_dataset_files(spec: str | Path) -> list[Path]:
+    """The Parquet files a ``parquet_dataset`` path names (a file, a folder or a glob), as the
+    stream reads them."""
+    import pyarrow.dataset as ds
+
+    return [Path(f) for f in _open_dataset(str(spec), ds).files]
+
+
 def _open_dataset(spec: str, ds: Any) -> Any:
     path = Path(spec).expanduser()
     try:
@@ -408,4 +416,5 @@ __all__ = [
     "StreamingSource",
     "Unit",
     "open_stream",
+    "parquet_dataset_files",
 ]
