@@ -175,35 +175,56 @@ def test_numeric_encodings_export_as_onnx_ops(
     assert kinds["gain"] == gain["encoding"]
 
 
+@pytest.mark.parametrize(
+    ("gain", "age", "widths"),
+    [
+        ({"encoding": "values", "min_frequency": 5}, {"encoding": "piecewise_linear", "bins": 4},
+         (2, 6)),  # city, gain codes; 2 z + 4 parts
+        # both binned: one edge table (gain's 1 edge padded with NaN to age's 7), no numeric
+        # column left
+        ({"encoding": "quantile_bins", "bins": 3, "transform": "log1p", "keep_raw": False},
+         {"encoding": "quantile_bins", "bins": 8, "keep_raw": False}, (3, 0)),
+        # a `values` code before a bin code: one Gather puts the two kinds back in model order
+        ({"encoding": "values", "min_frequency": 5, "keep_raw": False},
+         {"encoding": "quantile_bins", "bins": 5}, (3, 1)),
+    ],
+)  # fmt: skip
 def test_encoded_inputs_of_the_graph_equal_preprocessor_transform(
-    data_dir: Path, tmp_path: Path
+    data_dir: Path, tmp_path: Path, gain: dict, age: dict, widths: tuple[int, int]
 ) -> None:
     """The ``categorical``/``numeric`` tensors inside the graph, read out, equal transform's."""
-    features = {
-        "numeric": [
-            {"name": "gain", "encoding": "values", "min_frequency": 5},
-            {"name": "age", "encoding": "piecewise_linear", "bins": 4},
-        ]
-    }
+    features = {"numeric": [{"name": "gain", **gain}, {"name": "age", **age}]}
     trained, report = train_and_export(data_dir, tmp_path, features=features)
     model = onnx.load(str(report.path))
-    for name, elem in (("categorical", onnx.TensorProto.INT64), ("numeric", 1)):
+    outputs = [("categorical", onnx.TensorProto.INT64)] + [("numeric", 1)] * (widths[1] > 0)
+    for name, elem in outputs:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     rows = damaged()
     info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
-    cat, num = session.run(["categorical", "numeric"], table_feed(rows, info))
+    got = session.run([name for name, _ in outputs], table_feed(rows, info))
     batch = trained.preprocessor.transform(rows, labels=False)
-    assert cat.shape == (200, 2) and num.shape == (200, 6)  # city, gain codes; 2 z + 4 parts
+    cat = got[0]
+    assert cat.shape == (200, widths[0])
     assert np.array_equal(cat, batch.categorical.numpy())
-    assert np.array_equal(num, batch.numeric.numpy())
-    gain = rows.column("gain").to_numpy(zero_copy_only=False)
-    assert np.all(cat[np.isnan(gain), 1] == 0) and np.all(cat[gain == 123.5, 1] == 0)
-    # the exact lookup on doubles: -0.0 is 0.0's code, a value one ulp away is unknown
-    zero_code = cat[(gain == 0.0) & ~np.signbit(gain), 1]
-    assert zero_code.size and np.all(zero_code > 0)
-    assert np.all(cat[np.signbit(gain) & (gain == 0.0), 1] == zero_code[0])
-    assert np.all(cat[gain == np.nextafter(0.0, 1.0), 1] == 0)
+    if widths[1]:
+        assert got[1].shape == (200, widths[1])
+        assert np.array_equal(got[1], batch.numeric.numpy())
+    values = {n: rows.column(n).to_numpy(zero_copy_only=False) for n in ("gain", "age")}
+    for column, name in ((1, "gain"), (2, "age")):
+        if name == "age" and age["encoding"] == "piecewise_linear":
+            continue
+        assert np.all(cat[np.isnan(values[name]), column] == 0)  # missing: code 0 everywhere
+    if age["encoding"] != "piecewise_linear":  # bins: beyond the last edge is the top bin
+        edges = trained.preprocessor.numeric_encodings_["age"].values
+        assert np.all(cat[values["age"] == 150.0, 2] == len(edges) + 1)
+    if gain["encoding"] == "values":  # the exact lookup on doubles
+        gain_in = values["gain"]
+        assert np.all(cat[gain_in == 123.5, 1] == 0)
+        zero_code = cat[(gain_in == 0.0) & ~np.signbit(gain_in), 1]
+        assert zero_code.size and np.all(zero_code > 0)  # -0.0 is 0.0's code
+        assert np.all(cat[np.signbit(gain_in) & (gain_in == 0.0), 1] == zero_code[0])
+        assert np.all(cat[gain_in == np.nextafter(0.0, 1.0), 1] == 0)  # one ulp away: unknown
 
 
 def test_seed_ensemble_exports_as_one_graph_with_every_members_gates(

@@ -10,10 +10,11 @@
   ±inf replaced by the training mean → ``(x - mean) / std`` in double → ``numeric`` ``(N, Fn)``
   float32 (the preprocessor also computes in float64 and rounds once to float32);
 - numeric encodings (``mmoe.data.encodings``): ``values`` → a ``LabelEncoder`` on doubles
-  (``GreaterOrEqual``/``LessOrEqual``/``ReduceSum`` after a transform), bins →
-  ``GreaterOrEqual``/``ReduceSum`` + ``Where(IsNaN)``, both appended to ``categorical`` after the
-  categorical features; ``piecewise_linear`` → ``Clip((x - lower) / width, 0, 1)`` in the
-  ``numeric`` columns, after the feature's standardised value when that is kept.
+  (``GreaterOrEqual``/``LessOrEqual``/``ReduceSum`` after a transform), bins → one
+  ``GreaterOrEqual``/``ReduceSum`` + ``Where(IsNaN)`` over every binned feature at once, both
+  appended to ``categorical`` after the categorical features; ``piecewise_linear`` →
+  ``Clip((x - lower) / width, 0, 1)`` in the ``numeric`` columns, after the feature's
+  standardised value when that is kept.
 
 ``output_nodes`` turns the network's ``logits`` ``(N, T)`` into one output per task: the
 sigmoid probability of a binary task (float32), the value of a regression task (float32; a
@@ -147,29 +148,109 @@ def preprocessing_graph(
             part.node("Identity", [feature_codes], CATEGORICAL)
         return part
     wide: list[str] = []  # numeric columns of the model, float64
-    encoded: list[str] = []  # (N,) int64 code of each encoded numeric feature
+    z_run: list[int] = []  # consecutive standardised columns, gathered by one op
+    binned: list[tuple[str, np.ndarray]] = []  # (input, edges on the raw scale)
+    looked_up: list[str] = []  # (N,) int64 code of each `values` feature
+    order: list[tuple[int, int]] = []  # (0 binned / 1 looked up, index) per code, model order
     for j, (name, transform, mean, _) in enumerate(numeric):
         kind, keep_raw, values = encodings[name]
         if keep_raw or kind == "standardize":
-            index = part.const(f"mmoe/z_index/{name}", np.array([j], dtype=np.int64))
-            wide.append(part.node("Gather", [scaled, index], f"mmoe/z/{name}", axis=1))
+            z_run.append(j)
         if kind == "piecewise_linear":
+            wide += _standardised(part, scaled, z_run, len(numeric))
+            z_run = []
             axis1 = part.const(f"mmoe/axis1/{name}", np.array([1], dtype=np.int64))
             x2d = part.node("Unsqueeze", [raw[name], axis1], f"mmoe/col/{name}")
             wide.append(_piecewise_linear(part, name, x2d, mean, values))
-        elif kind in ("values", "quantile_bins", "tree_bins"):
+        elif kind in ("quantile_bins", "tree_bins"):
             # Codes are decided on the untransformed input against thresholds mapped back
             # through the (monotone) transform: onnxruntime's Log is not numpy's log1p to the
             # last bit, and a code must not flip on a value that sits exactly on an edge.
-            encoded.append(_encoding_codes(part, name, name, kind, values, transform))
-    if encoded:
-        tail = _stack(part, encoded, "mmoe/encoded_codes")
+            edges = lowest_at_least(np.asarray(values, dtype=np.float64), transform)
+            order.append((0, len(binned)))
+            binned.append((name, edges))
+        elif kind == "values":
+            order.append((1, len(looked_up)))
+            looked_up.append(_values_codes(part, name, values, transform))
+    wide += _standardised(part, scaled, z_run, len(numeric))
+    if order:
+        tail = _encoded_tail(part, binned, looked_up, order)
         _concat(part, [feature_codes, tail] if feature_codes else [tail], CATEGORICAL)
     elif feature_codes:
         part.node("Identity", [feature_codes], CATEGORICAL)
     if wide:
         part.node("Cast", [_concat(part, wide, "mmoe/numeric_wide")], NUMERIC, to=TensorProto.FLOAT)
     return part
+
+
+def _standardised(part: GraphPart, scaled: str | None, columns: list[int], total: int) -> list[str]:
+    """The standardised columns ``columns`` of ``scaled`` ``(N, total)``: one op, or none."""
+    if not columns or scaled is None:
+        return []
+    if columns == list(range(total)):
+        return [scaled]
+    index = part.const(f"mmoe/z_index/{columns[0]}", np.array(columns, dtype=np.int64))
+    return [part.node("Gather", [scaled, index], f"mmoe/z/{columns[0]}", axis=1)]
+
+
+def _encoded_tail(
+    part: GraphPart,
+    binned: list[tuple[str, np.ndarray]],
+    looked_up: list[str],
+    order: list[tuple[int, int]],
+) -> str:
+    """The encoded numeric features' codes ``(N, E)`` int64, in model order.
+
+    Every bin-encoded feature is coded by one set of ops (``_bin_codes``); the ``values``
+    features' codes are stacked after them and one ``Gather`` restores model order when the
+    two kinds interleave.
+    """
+    blocks = []
+    if binned:
+        blocks.append(_bin_codes(part, binned))
+    if looked_up:
+        blocks.append(_stack(part, looked_up, "mmoe/values_codes"))
+    joined = _concat(part, blocks, "mmoe/encoded_joined")
+    position = [k if kind == 0 else len(binned) + k for kind, k in order]
+    if position == list(range(len(order))):
+        return joined
+    index = part.const("mmoe/encoded_order", np.array(position, dtype=np.int64))
+    return part.node("Gather", [joined, index], "mmoe/encoded_codes", axis=1)
+
+
+def _bin_codes(part: GraphPart, binned: list[tuple[str, np.ndarray]]) -> str:
+    """Codes ``(N, B)`` int64 of the bin-encoded inputs: ``1 + #{edges e : x >= e}``, 0 for NaN.
+
+    All features at once: the inputs stacked ``(N, B, 1)`` are compared with an edge table
+    ``(1, B, K)`` padded with NaN (no value is ``>=`` NaN, so padding never counts), then one
+    ``ReduceSum`` over ``K``. One op set per request instead of one per feature.
+
+    Example:
+        >>> part = GraphPart()
+        >>> out = _bin_codes(part, [("age", np.array([18.0, 65.0])), ("n", np.array([1.0]))])
+        >>> table = {t.name: numpy_helper.to_array(t) for t in part.initializers}
+        >>> table["mmoe/bins/edges"].tolist()  # padded with NaN
+        [[[18.0, 65.0], [1.0, nan]]]
+    """
+    names = [name for name, _ in binned]
+    x = _stack(part, names, "mmoe/bins/x")
+    zero = part.const("mmoe/bins/zero", np.array(0, dtype=np.int64))
+    one = part.const("mmoe/bins/one", np.array(1, dtype=np.int64))
+    nan = part.node("IsNaN", [x], "mmoe/bins/nan")
+    width = max(len(edges) for _, edges in binned)
+    if width == 0:  # one bin each: every value is code 1
+        return part.node("Where", [nan, zero, one], "mmoe/bins/codes")
+    table = np.full((1, len(binned), width), np.nan)
+    for b, (_, edges) in enumerate(binned):
+        table[0, b, : len(edges)] = edges
+    axis2 = part.const("mmoe/bins/axis2", np.array([2], dtype=np.int64))
+    edge_table = part.const("mmoe/bins/edges", table)
+    x3 = part.node("Unsqueeze", [x, axis2], "mmoe/bins/x3")
+    above = part.node("GreaterOrEqual", [x3, edge_table], "mmoe/bins/ge")
+    above64 = part.node("Cast", [above], "mmoe/bins/ge64", to=TensorProto.INT64)
+    count = part.node("ReduceSum", [above64, axis2], "mmoe/bins/count", keepdims=0)
+    codes = part.node("Add", [count, one], "mmoe/bins/bin")
+    return part.node("Where", [nan, zero, codes], "mmoe/bins/codes")
 
 
 def _stack(part: GraphPart, columns: list[str], output: str) -> str:
@@ -205,28 +286,25 @@ def _piecewise_linear(part: GraphPart, name: str, x: str, mean: float, edges: li
     return part.node("Clip", [ratio, zero, one], f"mmoe/pl/{name}")
 
 
-def _encoding_codes(
-    part: GraphPart, name: str, x: str, kind: str, values: list[float], transform: str
-) -> str:
-    """The embedded column ``(N,)`` int64 of a ``values`` or bin encoding of input ``x``.
+def _values_codes(part: GraphPart, name: str, values: list[float], transform: str) -> str:
+    """The embedded column ``(N,)`` int64 of the ``values`` encoding of input ``name``.
 
-    ``x`` ``(N,)`` is the untransformed input; ``values`` are in the transformed domain.
-    ``values``: ``k + 1`` where ``f(x)`` equals the ``k``-th kept value, i.e. where ``x`` lies
-    in that value's preimage ``[lowest_at_least(v), highest_at_most(v)]``, else 0 (NaN is in
-    none). Without a transform each preimage is the value itself, so the code is one exact
+    The input ``(N,)`` is untransformed; ``values`` are in the transformed domain. The code is
+    ``k + 1`` where ``f(x)`` equals the ``k``-th kept value, i.e. where ``x`` lies in that
+    value's preimage ``[lowest_at_least(v), highest_at_most(v)]``, else 0 (NaN is in none).
+    Without a transform each preimage is the value itself, so the code is one exact
     ``LabelEncoder`` lookup on doubles (a hash; ``-0.0`` finds ``0.0``, NaN finds nothing)
-    instead of comparisons against every kept value. Bins: ``1 + #{edges e : f(x) >= e}`` =
-    ``1 + #{e : x >= lowest_at_least(e)}``, 0 where ``x`` is NaN.
+    instead of comparisons against every kept value.
     """
     out = f"mmoe/enc/{name}"
     kept = np.asarray(values, dtype=np.float64)
-    if not kept.size and kind == "values":  # nothing kept: every value is unknown
-        shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
+    if not kept.size:  # nothing kept: every value is unknown
+        shape = part.node("Shape", [name], f"mmoe/enc_shape/{name}")
         return part.node("ConstantOfShape", [shape], out, value=_int64_tensor(0))
-    if kind == "values" and transform == "none":
+    if transform == "none":
         return part.node(
             "LabelEncoder",
-            [x],
+            [name],
             out,
             keys_tensor=numpy_helper.from_array(kept, f"mmoe/enc_keys/{name}"),
             values_tensor=numpy_helper.from_array(
@@ -237,33 +315,16 @@ def _encoding_codes(
             ),
         )
     axes = part.const(f"mmoe/enc_axes/{name}", np.array([1], dtype=np.int64))
-    if kind == "values":
-        x2d = part.node("Unsqueeze", [x, axes], f"mmoe/enc_x/{name}")
-        lo = part.const(f"mmoe/enc_lo/{name}", lowest_at_least(kept, transform)[None, :])
-        hi = part.const(f"mmoe/enc_hi/{name}", highest_at_most(kept, transform)[None, :])
-        ranks = part.const(f"mmoe/enc_ranks/{name}", np.arange(1, kept.size + 1)[None, :])
-        above = part.node("GreaterOrEqual", [x2d, lo], f"mmoe/enc_above/{name}")
-        below = part.node("LessOrEqual", [x2d, hi], f"mmoe/enc_below/{name}")
-        hit = part.node("And", [above, below], f"mmoe/enc_eq/{name}")
-        hit64 = part.node("Cast", [hit], f"mmoe/enc_hit/{name}", to=TensorProto.INT64)
-        ranked = part.node("Mul", [hit64, ranks], f"mmoe/enc_ranked/{name}")
-        return part.node("ReduceSum", [ranked, axes], out, keepdims=0)
-    one = part.const(f"mmoe/enc_one/{name}", np.array(1, dtype=np.int64))
-    zero = part.const(f"mmoe/enc_zero/{name}", np.array(0, dtype=np.int64))
-    if kept.size:
-        x2d = part.node("Unsqueeze", [x, axes], f"mmoe/enc_x/{name}")
-        c = part.const(f"mmoe/enc_edges/{name}", lowest_at_least(kept, transform)[None, :])
-        above = part.node("GreaterOrEqual", [x2d, c], f"mmoe/enc_ge/{name}")
-        above64 = part.node("Cast", [above], f"mmoe/enc_above/{name}", to=TensorProto.INT64)
-        count = part.node("ReduceSum", [above64, axes], f"mmoe/enc_count/{name}", keepdims=0)
-    else:  # one bin
-        shape = part.node("Shape", [x], f"mmoe/enc_shape/{name}")
-        count = part.node(
-            "ConstantOfShape", [shape], f"mmoe/enc_count/{name}", value=_int64_tensor(0)
-        )
-    binned = part.node("Add", [count, one], f"mmoe/enc_bin/{name}")
-    nan = part.node("IsNaN", [x], f"mmoe/enc_nan/{name}")
-    return part.node("Where", [nan, zero, binned], out)
+    x2d = part.node("Unsqueeze", [name, axes], f"mmoe/enc_x/{name}")
+    lo = part.const(f"mmoe/enc_lo/{name}", lowest_at_least(kept, transform)[None, :])
+    hi = part.const(f"mmoe/enc_hi/{name}", highest_at_most(kept, transform)[None, :])
+    ranks = part.const(f"mmoe/enc_ranks/{name}", np.arange(1, kept.size + 1)[None, :])
+    above = part.node("GreaterOrEqual", [x2d, lo], f"mmoe/enc_above/{name}")
+    below = part.node("LessOrEqual", [x2d, hi], f"mmoe/enc_below/{name}")
+    hit = part.node("And", [above, below], f"mmoe/enc_eq/{name}")
+    hit64 = part.node("Cast", [hit], f"mmoe/enc_hit/{name}", to=TensorProto.INT64)
+    ranked = part.node("Mul", [hit64, ranks], f"mmoe/enc_ranked/{name}")
+    return part.node("ReduceSum", [ranked, axes], out, keepdims=0)
 
 
 def numeric_transform(x: np.ndarray, transform: str) -> np.ndarray:
