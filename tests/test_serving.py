@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +24,9 @@ uvicorn = pytest.importorskip("uvicorn")
 
 import mmoe  # noqa: E402
 from mmoe.data.tables import canonical_strings  # noqa: E402
-from mmoe.serving.app import create_app  # noqa: E402
+from mmoe.serving.app import OFFLOAD_ROWS, create_app  # noqa: E402
 from mmoe.serving.requests import Limits  # noqa: E402
+from mmoe.serving.workers import START_GRACE_SECONDS, reuse_port_supported  # noqa: E402
 
 
 class Server:
@@ -132,7 +135,8 @@ def test_load_with_malformed_requests_mixed_in(server: Server, model, census_tab
             assert field is None or error["field"] == field, (error, field)
             assert error["message"] and error["fix"]
             return got, "bad"
-        start, size = (i * 7) % 300, 1 + i % 40
+        # every 10th: at least OFFLOAD_ROWS rows, scored on the app's scoring thread
+        start, size = (i * 7) % 300, (OFFLOAD_ROWS + i % 37) if i % 10 == 0 else 1 + i % 40
         part = rows[start : start + size]
         if i % 2:
             body = {"rows": part, "gates": True}
@@ -152,7 +156,7 @@ def test_load_with_malformed_requests_mixed_in(server: Server, model, census_tab
         results = list(pool.map(one, range(300)))
     assert len(results) == 300 and all(status < 500 for status, _ in results)
     status, health = server.request("GET", "/healthz")
-    assert status == 200 and json.loads(health) == {"status": "ok"}
+    assert status == 200 and json.loads(health) == {"status": "ok", "worker": os.getpid()}
     metrics = server.request("GET", "/metrics")[1].decode()
     assert 'mmoe_requests_total{endpoint="/v1/predict",status="200"} 200' in metrics
     assert 'mmoe_errors_total{kind="missing_feature"}' in metrics
@@ -181,6 +185,69 @@ def test_serve_command_rejects_a_bad_target(tmp_path: Path, capsys) -> None:
     assert_one_line_error(result, "not a readable ONNX model")
     result = cli("serve", tmp_path / "missing", capsys=capsys)
     assert_one_line_error(result, "neither an .onnx file nor a run directory")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health(port: int, conn: http.client.HTTPConnection | None = None) -> int | None:
+    """The answering worker's pid from ``GET /healthz`` (``None`` while nothing answers)."""
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        return json.loads(conn.getresponse().read())["worker"]
+    except OSError:
+        return None
+
+
+def children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+@pytest.mark.skipif(
+    not reuse_port_supported(), reason="one SO_REUSEPORT socket per worker needs Linux"
+)
+def test_workers_share_the_port_spread_connections_and_are_replaced(model) -> None:
+    """``mmoe serve --workers 2``: a real supervisor with two worker processes."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "mmoe", "serve", str(model[1]), "--port", str(port)]
+    started = time.monotonic()
+    proc = subprocess.Popen([*cmd, "--workers", "2"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(children(proc.pid)) < 2 or health(port) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        workers = children(proc.pid)
+        # 24 keep-alive connections opened at once (a burst one worker could accept alone from
+        # a shared socket): the kernel hashes each to one worker's own socket, and all 24 on
+        # one worker has probability 2**-23
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(24)]
+        for conn in conns:
+            conn.connect()
+        answered = [health(port, conn) for conn in conns]
+        assert set(answered) == workers, (answered, workers)
+        # a second server on the same port stops with one line instead of sharing it
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert second.stderr.strip().splitlines()[-1].startswith("error: cannot listen on")
+        # a worker that dies (after its start-up) is replaced; the other keeps serving
+        time.sleep(max(0.0, started + START_GRACE_SECONDS + 0.5 - time.monotonic()))
+        victim = answered[0]
+        os.kill(victim, signal.SIGKILL)
+        while len(children(proc.pid) - {victim}) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline + 30
+            time.sleep(0.1)
+        replaced = children(proc.pid)
+        assert victim not in replaced and len(replaced & workers) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(60)
+    assert status == 0
+    assert not Path(f"/proc/{max(replaced - workers)}").exists()  # the new worker stopped too
 
 
 def arrow_stream(table) -> bytes:

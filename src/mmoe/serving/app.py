@@ -8,8 +8,8 @@ Routes:
   input order], ...}`` plus ``"gates"`` ``(N, G, E)`` when the body asks ``"gates": true`` (an
   Arrow request: ``?gates=true``);
 - ``GET /v1/metadata``: tasks, features with their kinds, versions, gate and expert names;
-- ``GET /healthz`` (the process answers) and ``GET /readyz`` (the model is loaded and scored a
-  warm-up row);
+- ``GET /healthz`` (the process answers, with its pid as ``worker``) and ``GET /readyz`` (the
+  model is loaded and scored a warm-up row);
 - ``GET /metrics``: Prometheus text (``mmoe.serving.metrics``).
 
 A bad request gets a 4xx with ``{"error": {"kind", "field", "message", "fix"}}``.
@@ -21,9 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ from mmoe.serving.requests import Limits, RequestError, parse_body, too_large
 SETTINGS_ENV = "MMOE_SERVE_SETTINGS"
 CODES = "categorical_codes"
 GATES = "gates"
+#: Requests of at least this many rows are scored on the app's scoring thread (see create_app).
+OFFLOAD_ROWS = 64
 
 
 class Scorer:
@@ -100,9 +104,23 @@ class Scorer:
 
 
 def create_app(
-    model_path: str | Path, limits: Limits | None = None, threads: int | None = None
+    model_path: str | Path,
+    limits: Limits | None = None,
+    threads: int | None = None,
+    offload_rows: int | None = OFFLOAD_ROWS,
 ) -> PredictFastPath:
-    """The ASGI app serving ``model_path`` (an ONNX file from ``mmoe export``)."""
+    """The ASGI app serving ``model_path`` (an ONNX file from ``mmoe export``).
+
+    Args:
+        model_path: the ONNX file.
+        limits: row and byte limits of a request body.
+        threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
+        offload_rows: requests of at least this many rows are scored on one scoring thread
+            while the event loop reads and answers other requests (onnxruntime releases the
+            GIL while it computes, so a second core works); smaller ones are scored inline,
+            where the hand-over would cost more than it overlaps. ``None``: always inline (a
+            worker among several, whose siblings already keep the cores busy).
+    """
     limits = limits or Limits()
     scorer = Scorer(model_path, threads)
     info = scorer.info
@@ -112,6 +130,7 @@ def create_app(
     scorer.score(warm, gates=True)  # first run allocates; /readyz answers only after it
     metadata = json.dumps(scorer.metadata())
 
+    scoring_thread = ThreadPoolExecutor(1, "mmoe-score") if offload_rows is not None else None
     app = FastAPI(title="mmoe scoring server", version=scorer.version, docs_url=None)
 
     async def predict(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
@@ -127,7 +146,12 @@ def create_app(
             metrics.observe_error(exc.kind)
             metrics.observe_request("/v1/predict", exc.status, time.perf_counter() - started)
             return exc.status, _dumps(exc.body())
-        values, codes = scorer.score(parsed.feed, parsed.gates)
+        if scoring_thread is not None and parsed.rows >= offload_rows:
+            values, codes = await asyncio.get_running_loop().run_in_executor(
+                scoring_thread, scorer.score, parsed.feed, parsed.gates
+            )
+        else:
+            values, codes = scorer.score(parsed.feed, parsed.gates)
         if codes is not None:
             metrics.observe_codes(codes)
         body = {name: _json_list(values[name]) for name in info.task_names}
@@ -149,8 +173,8 @@ def create_app(
         return Response(metadata, media_type="application/json")
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "worker": os.getpid()}
 
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:
@@ -268,7 +292,9 @@ def app_from_environment() -> PredictFastPath:
     """App factory for uvicorn workers: settings come as JSON in ``MMOE_SERVE_SETTINGS``."""
     settings = json.loads(os.environ[SETTINGS_ENV])
     limits = Limits(settings["max_rows"], settings["max_body_bytes"])
-    return create_app(settings["model"], limits, settings.get("threads"))
+    return create_app(
+        settings["model"], limits, settings.get("threads"), settings.get("offload_rows")
+    )
 
 
 __all__ = ["Scorer", "app_from_environment", "create_app"]

@@ -2,6 +2,8 @@
 
 A run directory is exported first, in a child process (``python -m mmoe export``), so the
 serving processes never import torch: they hold onnxruntime, FastAPI and the model only.
+Several workers run as processes with one ``SO_REUSEPORT`` socket each on Linux
+(``mmoe.serving.workers``), as uvicorn's workers sharing one socket elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from mmoe.errors import ArtifactError
 from mmoe.serving.app import SETTINGS_ENV, create_app
 from mmoe.serving.requests import Limits
+from mmoe.serving.workers import check_port, reuse_port_supported, supervise
 
 
 def resolve_model(target: str | Path, workdir: Path) -> Path:
@@ -58,24 +61,32 @@ def serve(
     workdir = Path(tempfile.mkdtemp(prefix="mmoe-serve-"))
     try:
         model = resolve_model(target, workdir)
-        options = {"host": host, "port": port, "log_level": log_level, "access_log": False}
-        announce = (
-            f"serving {target} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops"
+        app = create_app(model, limits, threads)  # fails here, once, on a bad file
+        check_port(host, port)
+        print(
+            f"serving {target} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
         )
+        options = {"host": host, "port": port, "log_level": log_level, "access_log": False}
         if workers == 1:
-            app = create_app(model, limits, threads)
-            print(announce, file=sys.stderr, flush=True)
             uvicorn.run(app, **options)
             return
+        del app  # each worker loads its own
         settings = {
             "model": str(model.resolve()),
             "max_rows": limits.max_rows,
             "max_body_bytes": limits.max_body_bytes,
             "threads": threads,
+            "offload_rows": None,  # the worker processes already keep the cores busy
+            "host": host,
+            "port": port,
+            "log_level": log_level,
         }
+        if reuse_port_supported():
+            supervise(workers, settings)
+            return
         os.environ[SETTINGS_ENV] = json.dumps(settings)
-        create_app(model, limits, threads)  # fail here, once, on a bad file
-        print(announce, file=sys.stderr, flush=True)
         uvicorn.run(
             "mmoe.serving.app:app_from_environment", factory=True, workers=workers, **options
         )
