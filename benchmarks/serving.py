@@ -6,7 +6,8 @@ request count and a duration) at concurrency 1, 8, 32 and request sizes 1, 32, 2
 census test file, with JSON (``rows``) and Arrow IPC stream bodies (``--bodies``), and prints
 p50/p99 latency, rows/s and errors per cell. In the same run it
 measures the in-process onnxruntime rows/s on pre-encoded arrays (the ceiling; the
-``--tensor-inputs`` export, batches of 1/32/256), the raw-input export the server runs (on
+``--tensor-inputs`` export, batches of 1/32/256; also two threads calling it at once, the
+reference for a server on both cores), the raw-input export the server runs (on
 ready arrays: the graph's own cost) and ``TrainedModel.predict`` rows/s on
 DataFrames of the same sizes (the Python path), interleaved, and prints the ratios.
 
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,14 +44,15 @@ from mmoe.onnx.metadata import ModelInfo, table_feed
 from mmoe.serving.arrow_body import ARROW_STREAM, parse_arrow
 from mmoe.serving.requests import Limits, parse_body
 
+SIZES = (1, 32, 256)
+CONCURRENCY = (1, 8, 32)
+
 
 def parse_arrow_body(body: bytes, info: ModelInfo, limits: Limits):
     """``parse_arrow`` with the JSON parser's signature (no gates)."""
     return parse_arrow(body, info, limits, False)
 
 
-SIZES = (1, 32, 256)
-CONCURRENCY = (1, 8, 32)
 MALFORMED = [
     b"",
     b"{not json",
@@ -232,6 +235,26 @@ def rate(fn, rows: int, seconds: float = 2.0) -> tuple[float, float]:
     return n * rows / wall, n * rows / max(cpu, 1e-9)
 
 
+def rate_two_callers(fn, rows: int, seconds: float = 1.0) -> float:
+    """rows per wall second of two threads calling ``fn`` at once (onnxruntime drops the GIL)."""
+    fn()
+    counts = [0, 0]
+    stop = time.perf_counter() + seconds
+
+    def loop(k: int) -> None:
+        while time.perf_counter() < stop:
+            fn()
+            counts[k] += 1
+
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(2)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) * rows / (time.perf_counter() - start)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds so far of the server: process ``pid`` and its workers."""
     total = 0
@@ -257,6 +280,14 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=8.0, help="cap per cell")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads, server")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="rows per request, comma-separated"
+    )
+    parser.add_argument(
+        "--concurrency",
+        default=",".join(map(str, CONCURRENCY)),
+        help="requests in flight, comma-separated",
+    )
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at the end")
     parser.add_argument("--parity", action="store_true", help="full test file parity check")
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -264,6 +295,8 @@ def main() -> None:
         "--bodies", default="json,arrow", help="request body forms: json (rows), arrow (IPC stream)"
     )
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    concurrency = [int(c) for c in args.concurrency.split(",")]
 
     import onnxruntime as ort
 
@@ -295,7 +328,7 @@ def main() -> None:
             "json": json.dumps({"rows": rows[:n]}).encode(),
             "arrow": arrow_stream(columns.slice(0, n)),
         }
-        for n in SIZES
+        for n in sizes
     }
     batch = trained.preprocessor.transform(sample, labels=False)
     cat = batch.categorical.numpy().astype(np.int64)
@@ -310,8 +343,8 @@ def main() -> None:
         if threads:
             options.intra_op_num_threads = threads
         sessions[threads or 0] = ort.InferenceSession(str(tensor_model), options)
-    frames = {n: sample.slice(0, n).to_pandas() for n in SIZES}
-    for n in SIZES:
+    frames = {n: sample.slice(0, n).to_pandas() for n in sizes}
+    for n in sizes:
         figures: dict = {}
         for _ in range(2):  # interleaved
             for key, session in sessions.items():
@@ -319,6 +352,10 @@ def main() -> None:
                 r, c = rate(lambda s=session, f=feed: s.run(tasks, f), n, 1.0)
                 figures.setdefault(f"ort_threads_{key or 'default'}", []).append(r)
                 figures.setdefault(f"ort_threads_{key or 'default'}_cpu", []).append(c)
+            feed = {"categorical": cat[:n], "numeric": num[:n]}
+            one = sessions[1]
+            r = rate_two_callers(lambda s=one, f=feed: s.run(tasks, f), n)
+            figures.setdefault("ort_two_callers", []).append(r)
             feed = table_feed(sample.slice(0, n), raw_info)  # what the server's session runs
             r, c = rate(lambda f=feed: raw_session.run(tasks, f), n, 1.0)
             figures.setdefault("raw_graph_threads_1", []).append(r)
@@ -375,13 +412,14 @@ def main() -> None:
     cells = []
     print(
         "\nbody   concurrency  rows/req  requests   p50 ms   p99 ms     rows/s  errors  "
-        "vs ort(best)  vs predict  server CPU ms/req  rows/CPU-s  vs ort CPU"
+        "vs ort(best)  vs 2 ort  vs predict  server CPU ms/req  rows/CPU-s  vs ort CPU"
     )
     forms = [f.strip() for f in args.bodies.split(",") if f.strip()]
-    for size, form, conc in [(s, f, c) for s in SIZES for f in forms for c in CONCURRENCY]:
+    for size, form, conc in [(s, f, c) for s in sizes for f in forms for c in concurrency]:
         bodies = bodies_of(size, form)
-        ort_keys = [k for k in inproc[size] if k.startswith("ort") and not k.endswith("_cpu")]
-        ceiling = max(statistics.median(inproc[size][k]) for k in ort_keys)
+        one_caller = [k for k in inproc[size] if k.startswith("ort_threads") and "_cpu" not in k]
+        ceiling = max(statistics.median(inproc[size][k]) for k in one_caller)
+        two_callers = statistics.median(inproc[size]["ort_two_callers"])
         cpu_ceiling = statistics.median(inproc[size]["ort_threads_1_cpu"])
         predict_rate = statistics.median(inproc[size]["predict_after"])
         cpu_before = cpu_seconds(proc.pid)
@@ -411,6 +449,7 @@ def main() -> None:
             "errors": errors,
             "problems": result["problems"][:5],
             "vs_ort": rows_s / ceiling,
+            "vs_ort_two_callers": rows_s / two_callers,
             "vs_predict": rows_s / predict_rate,
             "server_cpu_ms_per_request": server_cpu * 1e3,
             "rows_per_server_cpu_second": size / max(server_cpu, 1e-9),
@@ -420,7 +459,8 @@ def main() -> None:
         print(
             f"{form:<5}  {conc:>11}  {size:>8}  {cell['requests']:>8}  {cell['p50_ms']:>7.2f}  "
             f"{cell['p99_ms']:>7.2f}  {rows_s:>9,.0f}  {errors:>6}  "
-            f"{cell['vs_ort']:>11.2f}  {cell['vs_predict']:>10.1f}  "
+            f"{cell['vs_ort']:>11.2f}  {cell['vs_ort_two_callers']:>8.2f}  "
+            f"{cell['vs_predict']:>10.1f}  "
             f"{cell['server_cpu_ms_per_request']:>17.2f}  "
             f"{cell['rows_per_server_cpu_second']:>10,.0f}  {cell['vs_ort_cpu']:>10.2f}"
             + (f"  PROBLEMS: {result['problems'][:2]}" if result["problems"] else "")
