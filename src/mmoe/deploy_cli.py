@@ -93,7 +93,12 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes (each loads the model).")
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes, each loading the model (on Linux each has its own socket on "
+            "the port, and the kernel spreads connections over them).",
+        ),
     ] = 1,
     max_rows: Annotated[
         int, typer.Option(min=1, help="Most rows accepted in one request.")

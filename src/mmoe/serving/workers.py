@@ -12,8 +12,10 @@ The supervisor (``supervise``) starts the workers as child processes
 stops them all on SIGINT or SIGTERM.
 
 Example:
-    >>> reuse_port_supported() in (True, False)
+    >>> sock = listening_socket("127.0.0.1", 0, reuse_port=reuse_port_supported())
+    >>> sock.getsockname()[1] > 0  # an ephemeral port, listening
     True
+    >>> sock.close()
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from mmoe.errors import OutputError
+from mmoe.errors import MmoeError, OutputError
 from mmoe.serving.app import SETTINGS_ENV, app_from_environment
 
 #: A worker that exits sooner than this after its start is a start-up failure: stop, don't loop.
@@ -76,10 +78,13 @@ def run_worker() -> None:
     import uvicorn
 
     settings = json.loads(os.environ[SETTINGS_ENV])
-    sock = listening_socket(settings["host"], settings["port"], reuse_port=True)
-    config = uvicorn.Config(
-        app_from_environment(), log_level=settings["log_level"], access_log=False
-    )
+    try:
+        app = app_from_environment()
+        sock = listening_socket(settings["host"], settings["port"], reuse_port=True)
+    except (MmoeError, OSError) as exc:  # e.g. the model file went away since the check
+        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    config = uvicorn.Config(app, log_level=settings["log_level"], access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
