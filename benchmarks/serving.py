@@ -208,12 +208,12 @@ def start_server(model: Path, port: int, threads: int | None, workers: int) -> t
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import http.client
 
-    while True:
+    seen: set[int] = set()  # every worker listens once its model is loaded: wait for all
+    while len(seen) < workers:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                break
+            conn.request("GET", "/healthz")
+            seen.add(json.loads(conn.getresponse().read())["worker"])
         except OSError:
             if proc.poll() is not None:
                 raise SystemExit(f"server exited: {proc.stderr.read()}") from None

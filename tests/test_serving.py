@@ -217,10 +217,14 @@ def test_workers_share_the_port_spread_connections_and_are_replaced(model) -> No
     started = time.monotonic()
     proc = subprocess.Popen([*cmd, "--workers", "2"], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(children(proc.pid)) < 2 or health(port) is None:
+        # ready: each worker listens only once its model is loaded, so wait until both have
+        # answered on fresh connections
+        deadline, seen = time.monotonic() + 60, set()
+        while len(children(proc.pid)) < 2 or seen != children(proc.pid):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
+            seen.add(health(port))
+            seen.discard(None)
+            time.sleep(0.02)
         workers = children(proc.pid)
         # 24 keep-alive connections opened at once (a burst one worker could accept alone from
         # a shared socket): the kernel hashes each to one worker's own socket, and all 24 on

@@ -97,9 +97,18 @@ def local_device(kind: str) -> torch.device:
     return device
 
 
-def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (at the end of a run, on every rank)."""
+def shutdown(ctx: DistContext, completed: bool = False) -> None:
+    """Leave the process group (at the end of a run, on every rank).
+
+    After a ``completed`` run the ranks first meet at a barrier, so that they tear the group down
+    together. Rank 0 evaluates and saves after the last step; without the barrier the other rank
+    left while it did, and now and then aborted on exit ("terminate called without an active
+    exception", gloo on CPU). After a failure there is no barrier: the other ranks may never
+    reach it.
+    """
     if ctx.enabled and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

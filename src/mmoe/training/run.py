@@ -129,6 +129,7 @@ def train(
     start = time.perf_counter()
     device = local_device(config.training.device)
     dist = init_distributed(device)
+    completed = False  # every rank got through the run: they leave the process group together
     if command is not None and dist.enabled:
         command += f" --nproc {dist.world_size}"
     try:
@@ -206,6 +207,7 @@ def train(
         trained_at = time.perf_counter()
         model = trainer.model
         if not dist.is_main:
+            completed = True
             return Run(TrainedModel(config, preprocessor, model), {}, None, result.history)
         metrics: dict[str, Any] = {
             "monitor": {"task": monitor[0], "metric": monitor[1]},
@@ -239,9 +241,10 @@ def train(
             provenance = {"environment": env, "data": fingerprint}
             write_json(staging / PROVENANCE_FILE, provenance)
             _publish(staging, out)
+        completed = True
         return Run(trained, metrics, out, result.history)
     finally:
-        shutdown(dist)
+        shutdown(dist, completed)
 
 
 def _train_ensemble(
