@@ -148,7 +148,7 @@ def preprocessing_graph(
             part.node("Identity", [feature_codes], CATEGORICAL)
         return part
     wide: list[str] = []  # numeric columns of the model, float64
-    z_run: list[int] = []  # consecutive standardised columns, gathered by one op
+    z_run: list[int] = []  # standardised columns since the last piecewise parts: one Gather
     binned: list[tuple[str, np.ndarray]] = []  # (input, edges on the raw scale)
     looked_up: list[str] = []  # (N,) int64 code of each `values` feature
     order: list[tuple[int, int]] = []  # (0 binned / 1 looked up, index) per code, model order
@@ -223,7 +223,7 @@ def _bin_codes(part: GraphPart, binned: list[tuple[str, np.ndarray]]) -> str:
 
     All features at once: the inputs stacked ``(N, B, 1)`` are compared with an edge table
     ``(1, B, K)`` padded with NaN (no value is ``>=`` NaN, so padding never counts), then one
-    ``ReduceSum`` over ``K``. One op set per request instead of one per feature.
+    ``ReduceSum`` over ``K``: one set of ops for all the features, not one per feature.
 
     Example:
         >>> part = GraphPart()
