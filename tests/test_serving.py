@@ -29,13 +29,17 @@ from mmoe.serving.requests import Limits  # noqa: E402
 from mmoe.serving.workers import START_GRACE_SECONDS, reuse_port_supported  # noqa: E402
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Server:
     """uvicorn serving ``app`` in a thread; ``request`` opens one connection per call."""
 
     def __init__(self, app) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -185,12 +189,6 @@ def test_serve_command_rejects_a_bad_target(tmp_path: Path, capsys) -> None:
     assert_one_line_error(result, "not a readable ONNX model")
     result = cli("serve", tmp_path / "missing", capsys=capsys)
     assert_one_line_error(result, "neither an .onnx file nor a run directory")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health(port: int, conn: http.client.HTTPConnection | None = None) -> int | None:
